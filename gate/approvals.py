@@ -1,0 +1,329 @@
+"""Requirements per gated area, who satisfies them, and whom to ask.
+
+Review semantics follow GitHub
+(https://docs.github.com/rest/pulls/reviews#list-reviews-for-a-pull-request):
+only each user's latest opinionated review counts (APPROVED, CHANGES_REQUESTED,
+DISMISSED; COMMENTED and PENDING change nothing), and an approval counts only
+when it was given on the current head commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from gate import identity
+from gate.codeowners import CodeOwners
+from gate.model import PullSnapshot, Review, ReviewState, ScanStatus, Teams, UserType
+from gate.policy import Agents, LoadedPolicy
+from gate.result import Approval, FileResult, IgnoredReview, RequirementResult
+
+#: author_association values that imply write access to the repository.
+WRITE_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+_OPINIONS = frozenset({ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED})
+ANY_WRITER = "any human with write access"
+UNOWNED = "unowned"
+
+
+def latest_opinions(reviews: Iterable[Review]) -> dict[str, Review]:
+    """Each user's latest opinionated review, by lowercased login."""
+    latest: dict[str, Review] = {}
+    for review in sorted(reviews, key=lambda r: (r.submitted_at, r.id)):
+        if review.state in _OPINIONS:
+            latest[review.user.lower()] = review
+    return latest
+
+
+def counted_approvals(
+    *, pull: PullSnapshot, agents: Agents, excluded: Mapping[str, str]
+) -> tuple[list[Review], list[IgnoredReview]]:
+    """Approvals that count on the current head, and every other approval with why not."""
+    counted: list[Review] = []
+    ignored: list[IgnoredReview] = []
+    for review in sorted(latest_opinions(pull.reviews).values(), key=lambda r: r.id):
+        if review.state is not ReviewState.APPROVED:
+            continue
+        why = identity.ineligible(
+            agents=agents, login=review.user, user_type=review.user_type, excluded=dict(excluded)
+        )
+        if why is None and review.commit_id != pull.head_sha:
+            why = f"approved an older commit ({review.commit_id[:12]}), not the current head"
+        if why is None:
+            counted.append(review)
+        else:
+            ignored.append(IgnoredReview(user=review.user, review_id=review.id, why=why))
+    return counted, ignored
+
+
+def qualifies(review: Review, owners: Sequence[str], source: str, teams: Teams) -> bool:
+    if source == ANY_WRITER:
+        return review.author_association in WRITE_ASSOCIATIONS
+    login = review.user.lower()
+    for owner in owners:
+        if not owner.startswith("@"):
+            continue  # an e-mail owner cannot be tied to a login here
+        name = owner[1:].lower()
+        if ("/" in name and teams.has(name, login)) or name == login:
+            return True
+    return False
+
+
+def _groups(
+    *, policy: LoadedPolicy, codeowners: CodeOwners, rank: int, files: Sequence[FileResult]
+) -> dict[tuple[tuple[str, ...], str], list[str]]:
+    """(owners, where they come from) -> the paths they must approve."""
+    tier = policy.policy.tiers[rank]
+    groups: dict[tuple[tuple[str, ...], str], list[str]] = defaultdict(list)
+    for file in files:
+        paths = [file.path] + ([file.previous_path] if file.previous_path else [])
+        for path in dict.fromkeys(paths):
+            if tier.require.from_ is None:
+                key: tuple[tuple[str, ...], str] = ((), ANY_WRITER)
+            elif isinstance(tier.require.from_, tuple):
+                owners = tuple(tier.require.from_)
+                key = (owners, policy.cite("tiers", rank, "require", "from"))
+            else:
+                match = codeowners.match(path)
+                if match and match.owners:
+                    key = (match.owners, f"{codeowners.path}:{match.line} ({match.pattern})")
+                elif policy.policy.fallback_owners:
+                    key = (tuple(policy.policy.fallback_owners), policy.cite("fallback_owners"))
+                else:
+                    key = ((), UNOWNED)
+            groups[key].append(path)
+    return groups
+
+
+def build_requirements(
+    *,
+    policy: LoadedPolicy,
+    codeowners: CodeOwners,
+    files: Sequence[FileResult],
+    pull: PullSnapshot,
+    teams: Teams,
+    excluded: Mapping[str, str],
+) -> tuple[tuple[RequirementResult, ...], tuple[IgnoredReview, ...]]:
+    rules = policy.policy
+    counted, ignored = counted_approvals(pull=pull, agents=rules.agents, excluded=excluded)
+    by_tier: dict[str, list[FileResult]] = defaultdict(list)
+    for file in files:
+        by_tier[file.tier].append(file)
+    out: list[RequirementResult] = []
+    for rank, tier in enumerate(rules.tiers):
+        tier_files = by_tier.get(tier.name)
+        if not tier_files:
+            continue
+        needed = tier.require.approvals
+        approval_groups: list[tuple[tuple[str, ...], str]] = []
+        if needed > 0:
+            groups = _groups(policy=policy, codeowners=codeowners, rank=rank, files=tier_files)
+            for (owners, source), paths in sorted(groups.items()):
+                approval_groups.append((owners, source))
+                out.append(
+                    _approval(
+                        tier=tier.name,
+                        description=tier.description,
+                        owners=owners,
+                        source=source,
+                        paths=paths,
+                        needed=needed,
+                        counted=counted,
+                        teams=teams,
+                    )
+                )
+        paths = tuple(sorted({f.path for f in tier_files}))
+        for gate in tier.require.gates:
+            if gate == "staged_rollout":
+                out.append(
+                    _rollout(
+                        tier=tier.name,
+                        rollout=tier.rollout,
+                        paths=paths,
+                        pull=pull,
+                        groups=approval_groups,
+                        teams=teams,
+                        agents=rules.agents,
+                        excluded=excluded,
+                    )
+                )
+            else:
+                out.append(_scan(tier=tier.name, paths=paths, pull=pull, gate=gate))
+    return tuple(out), tuple(ignored)
+
+
+def _approval(
+    *,
+    tier: str,
+    description: str,
+    owners: tuple[str, ...],
+    source: str,
+    paths: Sequence[str],
+    needed: int,
+    counted: Sequence[Review],
+    teams: Teams,
+) -> RequirementResult:
+    approvers = [r for r in counted if qualifies(r, owners, source, teams)]
+    satisfied = len(approvers) >= needed
+    who = ANY_WRITER if source == ANY_WRITER else ", ".join(owners)
+    if satisfied:
+        names = ", ".join(f"@{r.user} (review {r.id})" for r in approvers)
+        explanation = f"approved by {names}"
+    elif source == UNOWNED:
+        explanation = (
+            "no code owner: CODEOWNERS leaves these paths unowned and the policy names no "
+            "fallback_owners, so nobody can approve; add an owner"
+        )
+    else:
+        explanation = f"needs {needed - len(approvers)} more approval(s) from {who}"
+    return RequirementResult(
+        id=f"{tier}:approval:{source}",
+        tier=tier,
+        kind="approval",
+        description=description,
+        paths=tuple(sorted(paths)),
+        needed=needed,
+        owners=owners,
+        owners_source=source,
+        satisfied=satisfied,
+        satisfied_by=tuple(Approval(user=r.user, review_id=r.id) for r in approvers),
+        explanation=explanation,
+    )
+
+
+def _rollout(
+    *,
+    tier: str,
+    rollout: str,
+    paths: tuple[str, ...],
+    pull: PullSnapshot,
+    groups: Sequence[tuple[tuple[str, ...], str]],
+    teams: Teams,
+    agents: Agents,
+    excluded: Mapping[str, str],
+) -> RequirementResult:
+    by: list[Approval] = []
+    for confirmation in pull.confirmations:
+        if confirmation.gate != "staged_rollout" or confirmation.head_sha != pull.head_sha:
+            continue
+        if identity.ineligible(
+            agents=agents, login=confirmation.user, user_type=None, excluded=dict(excluded)
+        ):
+            continue
+        probe = Review(
+            id=0,
+            user=confirmation.user,
+            user_type=UserType.USER,
+            state=ReviewState.APPROVED,
+            commit_id=pull.head_sha,
+            submitted_at=confirmation.at,
+            author_association="MEMBER",
+        )
+        if any(qualifies(probe, owners, source, teams) for owners, source in groups):
+            by.append(Approval(user=confirmation.user, review_id=0))
+    satisfied = bool(by)
+    plan = f" Staged rollout: {rollout}" if rollout else ""
+    explanation = (
+        f"confirmed by @{by[0].user} on {pull.head_sha[:12]}"
+        if satisfied
+        else "waiting for a code owner to confirm a staged rollout of this head "
+        "(the check run's 'Confirm rollout' button)." + plan
+    )
+    return RequirementResult(
+        id=f"{tier}:staged_rollout",
+        tier=tier,
+        kind="staged_rollout",
+        description="human staged-rollout confirmation",
+        paths=paths,
+        needed=1,
+        owners=(),
+        owners_source="the approvers of this tier",
+        satisfied=satisfied,
+        satisfied_by=tuple(by),
+        explanation=explanation,
+    )
+
+
+def _scan(*, tier: str, paths: tuple[str, ...], pull: PullSnapshot, gate: str) -> RequirementResult:
+    results = [s for s in pull.scans if s.gate == gate and s.head_sha == pull.head_sha]
+    latest = results[-1] if results else None
+    if latest is None:
+        satisfied, explanation = False, "scan has not run on this head"
+    elif latest.status is ScanStatus.PASSED:
+        satisfied, explanation = True, latest.summary
+    elif latest.status is ScanStatus.UNAVAILABLE:
+        satisfied, explanation = False, f"scan unavailable: {latest.summary}"
+    else:
+        satisfied, explanation = False, f"scan failed: {latest.summary}"
+    return RequirementResult(
+        id=f"{tier}:{gate}",
+        tier=tier,
+        kind=gate,
+        description="supply-chain scan of new dependencies",
+        paths=paths,
+        needed=1,
+        owners=(),
+        owners_source="scanner",
+        satisfied=satisfied,
+        satisfied_by=(),
+        explanation=explanation,
+    )
+
+
+def reviewers_to_request(
+    *,
+    requirements: Sequence[RequirementResult],
+    files: Sequence[FileResult],
+    pull: PullSnapshot,
+    agents: Agents,
+    excluded: Mapping[str, str],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The smallest set of (users, teams) that covers every open approval requirement.
+
+    Never the author, a pusher or commit author, an agent or a Bot, nor anyone
+    already requested or who already approved the current head.
+    """
+    owners_of = {f.path: f.owners for f in files}
+    approved = {
+        a.user.lower() for r in requirements for a in r.satisfied_by if r.kind == "approval"
+    }
+    requested = {u.lower() for u in pull.requested_users} | {
+        "/" + t.lower() for t in pull.requested_teams
+    }
+
+    def usable(owner: str) -> bool:
+        if not owner.startswith("@"):
+            return False
+        name = owner[1:].lower()
+        if "/" in name:
+            return True
+        return name not in approved and not identity.ineligible(
+            agents=agents, login=name, user_type=None, excluded=dict(excluded)
+        )
+
+    def already(owner: str) -> bool:
+        name = owner[1:].lower()
+        return name in requested or ("/" + name.split("/", 1)[-1]) in requested
+
+    open_sets: list[set[str]] = []
+    for requirement in requirements:
+        if requirement.satisfied or requirement.kind != "approval":
+            continue
+        candidates = requirement.owners
+        if requirement.owners_source == ANY_WRITER:
+            candidates = tuple(o for p in requirement.paths for o in owners_of.get(p, ()))
+        pool = {o for o in candidates if usable(o)}
+        if not pool or any(already(o) for o in pool):
+            continue
+        open_sets.append(pool)
+    chosen: list[str] = []
+    while open_sets:
+        counts: dict[str, int] = defaultdict(int)
+        for pool in open_sets:
+            for owner in pool:
+                counts[owner] += 1
+        best = min(counts, key=lambda o: (-counts[o], "/" not in o, o.lower()))
+        chosen.append(best)
+        open_sets = [pool for pool in open_sets if best not in pool]
+    users = tuple(sorted(o[1:] for o in chosen if "/" not in o))
+    teams = tuple(sorted(o[1:].split("/", 1)[1] for o in chosen if "/" in o))
+    return users, teams

@@ -1,0 +1,195 @@
+"""Every changed file gets a tier, and the reasons for it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+
+from gate.codeowners import CodeOwners
+from gate.detectors.base import Detector, Finding, ScanInput
+from gate.diff import PatchError, added_lines, first_added_range
+from gate.globs import GlobSet
+from gate.model import ChangedFile, Contents
+from gate.policy import LoadedPolicy, Policy
+from gate.result import FileFinding, FileResult, Reason
+
+
+@lru_cache(maxsize=512)
+def _globs(patterns: tuple[str, ...]) -> GlobSet:
+    return GlobSet.compile(patterns)
+
+
+def active_detectors(policy: Policy, detectors: Mapping[str, Detector]) -> tuple[Detector, ...]:
+    return tuple(detectors[name] for name in sorted(policy.detector_names()) if name in detectors)
+
+
+def _ref_index(refs: Sequence[str], finding: Finding) -> int | None:
+    """Index of the first ``detector`` or ``detector:rule`` reference the finding matches."""
+    for index, ref in enumerate(refs):
+        name, _, rule = ref.partition(":")
+        if name == finding.detector and (not rule or rule == finding.rule):
+            return index
+    return None
+
+
+def classify_files(
+    *,
+    policy: LoadedPolicy,
+    codeowners: CodeOwners,
+    files: Sequence[ChangedFile],
+    contents: Contents,
+    detectors: Mapping[str, Detector],
+    agent: bool,
+) -> tuple[FileResult, ...]:
+    active = active_detectors(policy.policy, detectors)
+    return tuple(
+        _classify(
+            policy=policy,
+            codeowners=codeowners,
+            file=file,
+            contents=contents,
+            active=active,
+            agent=agent,
+        )
+        for file in sorted(files, key=lambda f: f.path)
+    )
+
+
+def _classify(
+    *,
+    policy: LoadedPolicy,
+    codeowners: CodeOwners,
+    file: ChangedFile,
+    contents: Contents,
+    active: Sequence[Detector],
+    agent: bool,
+) -> FileResult:
+    rules = policy.policy
+    unseen: str | None = None
+    try:
+        added = added_lines(file.patch) if file.patch else ()
+    except PatchError:
+        added, unseen = (), "the patch could not be parsed"
+    findings: list[Finding] = []
+    data = ScanInput(file=file, added=added, contents=contents)
+    for detector in active:
+        findings.extend(detector.scan(data))
+    if unseen is None and file.content_unseen and contents.get("head", file.path) is None:
+        unseen = "GitHub sent no patch (binary or large) and the content was not inspected"
+
+    deny_reasons = _deny_reasons(policy=policy, file=file, findings=findings, agent=agent)
+
+    best_rank = -1
+    best_reasons: list[Reason] = []
+    for rank, tier in enumerate(rules.tiers):
+        reasons = _tier_reasons(policy=policy, rank=rank, file=file, findings=findings)
+        if reasons and rank >= best_rank:
+            best_rank, best_reasons = rank, reasons
+    if best_rank < 0:
+        best_rank = rules.rank(rules.default_tier)
+        best_reasons = [
+            Reason(
+                rule="default_tier",
+                detail=f"no tier matches; default tier {rules.default_tier!r}",
+                source=policy.cite("default_tier"),
+            )
+        ]
+    floor = rules.rank(rules.unseen_content_tier)
+    if unseen is not None and best_rank <= floor:
+        best_rank = floor
+        best_reasons = [
+            Reason(
+                rule="unseen_content_tier",
+                detail=f"{unseen}; never assumed safe",
+                source=policy.cite("unseen_content_tier"),
+            )
+        ]
+    match = codeowners.match(file.path)
+    return FileResult(
+        path=file.path,
+        status=file.status.value,
+        previous_path=file.previous_path,
+        tier=rules.tiers[best_rank].name,
+        denied=bool(deny_reasons),
+        reasons=tuple(deny_reasons + best_reasons),
+        findings=tuple(
+            FileFinding(
+                detector=f.detector, rule=f.rule, line=f.line, message=f.message, deny=f.deny
+            )
+            for f in findings
+        ),
+        owners=match.owners if match else (),
+        owners_source=f"{codeowners.path}:{match.line}" if match else "",
+        lines=first_added_range(file.patch),
+    )
+
+
+def _deny_reasons(
+    *, policy: LoadedPolicy, file: ChangedFile, findings: Sequence[Finding], agent: bool
+) -> list[Reason]:
+    reasons: list[Reason] = []
+    for finding in findings:
+        if finding.deny:
+            where = f"line {finding.line}" if finding.line else "file"
+            reasons.append(
+                Reason(
+                    rule=f"{finding.detector}:{finding.rule}",
+                    detail=f"{where}: {finding.message}",
+                    source=f"detector {finding.detector}",
+                )
+            )
+    if not agent:
+        return reasons
+    for index, rule in enumerate(policy.policy.scope.deny):
+        for path in file.paths:
+            pattern = _globs(rule.paths).which(path)
+            if pattern is not None:
+                at = rule.paths.index(pattern)
+                reasons.append(
+                    Reason(
+                        rule="scope.deny",
+                        detail=f"{path} matches {pattern!r}: {rule.reason}",
+                        source=policy.cite("scope", "deny", index, "paths", at),
+                    )
+                )
+                break
+        for finding in findings:
+            at_ref = _ref_index(rule.detectors, finding)
+            if at_ref is not None and not finding.deny:
+                reasons.append(
+                    Reason(
+                        rule="scope.deny",
+                        detail=f"{finding.detector}:{finding.rule}: {rule.reason}",
+                        source=policy.cite("scope", "deny", index, "detectors", at_ref),
+                    )
+                )
+    return reasons
+
+
+def _tier_reasons(
+    *, policy: LoadedPolicy, rank: int, file: ChangedFile, findings: Sequence[Finding]
+) -> list[Reason]:
+    tier = policy.policy.tiers[rank]
+    reasons: list[Reason] = []
+    for path in file.paths:
+        pattern = _globs(tier.paths).which(path)
+        if pattern is not None and not _globs(tier.exclude).matches(path):
+            reasons.append(
+                Reason(
+                    rule=f"tiers.{tier.name}.paths",
+                    detail=f"{path} matches {pattern!r}",
+                    source=policy.cite("tiers", rank, "paths", tier.paths.index(pattern)),
+                )
+            )
+    for finding in findings:
+        at = _ref_index(tier.detectors, finding)
+        if at is not None:
+            where = f" (line {finding.line})" if finding.line else ""
+            reasons.append(
+                Reason(
+                    rule=f"tiers.{tier.name}.detectors",
+                    detail=f"{finding.detector}:{finding.rule}{where}: {finding.message}",
+                    source=policy.cite("tiers", rank, "detectors", at),
+                )
+            )
+    return reasons

@@ -1,0 +1,198 @@
+"""Evaluate a pull request against a policy: the sans-I/O heart of merge-gate.
+
+The caller reads facts, the engine decides. Two questions come first so the
+caller can fetch exactly what is needed (the style of gidgethub's ``sansio``):
+
+- ``needs(...)`` names the file texts (base/head) and teams to read;
+- ``evaluate(...)`` turns policy, CODEOWNERS, the pull snapshot and those facts
+  into a ``Decision``.
+
+Both are pure: same input, same output, byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from gate import classify, identity
+from gate.approvals import build_requirements, reviewers_to_request
+from gate.codeowners import CodeOwners
+from gate.detectors.base import Detector
+from gate.model import GITHUB_FILE_LIMIT, Contents, PullSnapshot, Teams
+from gate.policy import LoadedPolicy
+from gate.result import Decision, Outcome, PolicyRef
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    contents: frozenset[tuple[str, str]]
+    teams: frozenset[str]
+
+
+def needs(
+    *,
+    policy: LoadedPolicy,
+    codeowners: CodeOwners,
+    pull: PullSnapshot,
+    detectors: Mapping[str, Detector],
+) -> Needs:
+    """What the caller must read before ``evaluate`` can decide."""
+    wanted: set[tuple[str, str]] = set()
+    active = classify.active_detectors(policy.policy, detectors)
+    for file in pull.files:
+        for detector in active:
+            wanted |= detector.wanted(file)
+    teams = {
+        owner.lstrip("@").lower()
+        for file in pull.files
+        for path in file.paths
+        for owner in codeowners.owners_of(path)
+        if owner.startswith("@") and "/" in owner
+    }
+    teams |= {
+        owner.lstrip("@").lower() for owner in policy.policy.fallback_owners if "/" in owner
+    }
+    for tier in policy.policy.tiers:
+        if isinstance(tier.require.from_, tuple):
+            teams |= {o.lstrip("@").lower() for o in tier.require.from_ if "/" in o}
+    return Needs(contents=frozenset(wanted), teams=frozenset(teams))
+
+
+def evaluate(
+    *,
+    policy: LoadedPolicy,
+    codeowners: CodeOwners,
+    pull: PullSnapshot,
+    teams: Teams,
+    contents: Contents,
+    detectors: Mapping[str, Detector],
+    codeowners_blob: str = "",
+) -> Decision:
+    """The decision for ``pull``'s current head."""
+    rules = policy.policy
+    who = identity.governance(agents=rules.agents, govern_humans=rules.govern_humans, pull=pull)
+    refs = {
+        "policy": PolicyRef(path=policy.path, blob=policy.blob, digest=policy.digest),
+        "codeowners": PolicyRef(
+            path=codeowners.path or "(none)", blob=codeowners_blob, digest=""
+        ),
+    }
+    make = partial(
+        Decision,
+        repo=pull.repo,
+        number=pull.number,
+        head_sha=pull.head_sha,
+        base_sha=pull.base_sha,
+        governed=who.governed,
+        governance=who.reason,
+        author=pull.author,
+        agent=who.agent,
+        policy=refs["policy"],
+        codeowners=refs["codeowners"],
+    )
+    notes = tuple(
+        f"{codeowners.path}:{p.line}:{p.column}: {p.message}" for p in codeowners.problems
+    )
+    missing = sorted(rules.detector_names() - set(detectors))
+    if who.governed and missing:
+        return error_decision(
+            pull=pull, message=f"the policy names detectors that are not available: {missing}"
+        )
+    if not who.governed:
+        return make(
+            outcome=Outcome.PASS,
+            summary=f"Not governed: {who.reason}.",
+            tier=None,
+            notes=notes,
+        )
+
+    files = classify.classify_files(
+        policy=policy,
+        codeowners=codeowners,
+        files=pull.files,
+        contents=contents,
+        detectors=detectors,
+        agent=who.agent,
+    )
+    top = max((policy.policy.rank(f.tier) for f in files), default=0)
+    if not pull.files_complete:
+        highest = rules.tiers[-1].name
+        return make(
+            outcome=Outcome.ERROR,
+            summary=(
+                f"Fails closed: the file list is incomplete ({len(pull.files)} files listed; "
+                f"GitHub lists at most {GITHUB_FILE_LIMIT}). Unlisted files cannot be classified, "
+                f"so the PR is treated as tier {highest!r} and cannot pass. Split the change."
+            ),
+            tier=highest,
+            files=files,
+            notes=notes,
+        )
+
+    excluded = identity.never_counts(pull=pull)
+    requirements, ignored = build_requirements(
+        policy=policy,
+        codeowners=codeowners,
+        files=files,
+        pull=pull,
+        teams=teams,
+        excluded=excluded,
+    )
+    users, team_requests = reviewers_to_request(
+        requirements=requirements,
+        files=files,
+        pull=pull,
+        agents=rules.agents,
+        excluded=excluded,
+    )
+    denied = [f for f in files if f.denied]
+    outstanding = [r for r in requirements if not r.satisfied]
+    tier = rules.tiers[top].name if files else rules.tiers[0].name
+    if denied:
+        outcome = Outcome.DENIED
+        first = denied[0]
+        summary = (
+            f"Denied: {len(denied)} file(s) are outside what an agent may change "
+            f"({first.path}: {first.reasons[0].detail if first.reasons else 'denied'})."
+        )
+    elif outstanding:
+        outcome = Outcome.NEEDS_APPROVAL
+        summary = f"Needs approval: {len(outstanding)} of {len(requirements)} requirement(s) open."
+    else:
+        outcome = Outcome.PASS
+        summary = (
+            f"Passes: tier {tier!r}; every requirement is satisfied on {pull.head_sha[:12]}."
+            if requirements
+            else f"Passes: tier {tier!r} needs CI only."
+        )
+    return make(
+        outcome=outcome,
+        summary=summary,
+        tier=tier,
+        files=files,
+        requirements=requirements,
+        request_users=users,
+        request_teams=team_requests,
+        ignored_reviews=ignored,
+        notes=notes,
+    )
+
+
+def error_decision(*, pull: PullSnapshot, message: str, notes: Sequence[str] = ()) -> Decision:
+    """A decision for when the facts or the policy cannot be read: never a pass."""
+    return Decision(
+        repo=pull.repo,
+        number=pull.number,
+        head_sha=pull.head_sha,
+        base_sha=pull.base_sha,
+        outcome=Outcome.ERROR,
+        summary=f"Error: {message}",
+        governed=True,
+        governance="not determined: evaluation failed",
+        author=pull.author,
+        agent=False,
+        tier=None,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,333 @@
+"""The policy file, ``.github/merge-gate.yml``: schema, strict parsing, positioned errors.
+
+The schema is the pydantic model below; ``policy.schema.json`` is generated from
+it for editors (``gate policy schema``). Parsing is strict: unknown keys, wrong
+types, bad globs and dangling tier names are errors, each reported with the
+line and column of the offending node. A section left out of the file takes
+the built-in default for that section (``gate.defaults``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import rfc8785
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gate import globs
+
+POLICY_PATH = ".github/merge-gate.yml"
+DETECTORS = ("secrets", "dependencies", "migrations", "infra")
+GATES = ("staged_rollout", "supply_chain_scan")
+
+
+
+def _check_glob(pattern: str) -> str:
+    problems = globs.validate([pattern])
+    if problems:
+        raise ValueError(f"bad glob {pattern!r}: {problems[0][1]}")
+    return pattern
+
+
+Glob = Annotated[StrictStr, Field(min_length=1, max_length=1024), AfterValidator(_check_glob)]
+#: A login or e-mail pattern: '*' and '?' are wildcards, everything else is literal.
+LoginGlob = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")]
+Login = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+Owner = Annotated[StrictStr, Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")]
+DetectorRef = Annotated[StrictStr, Field(pattern=r"^[a-z_]+(:[a-z0-9-]+)?$")]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Agents(_Section):
+    """Who counts as an AI coding agent."""
+
+    bots: StrictBool = Field(True, description="Every Bot account is an agent.")
+    logins: tuple[LoginGlob, ...] = Field((), description="Logins or globs such as '*[bot]'.")
+    exclude: tuple[LoginGlob, ...] = Field((), description="Logins never treated as agents.")
+    co_authors: StrictBool = Field(
+        True, description="A PR whose commits an agent authored or co-authored is an agent PR."
+    )
+    co_author_emails: tuple[LoginGlob, ...] = Field(
+        (), description="Co-authored-by e-mail globs that identify an agent."
+    )
+    labels: tuple[Login, ...] = Field((), description="A PR with one of these labels is governed.")
+
+
+class DenyRule(_Section):
+    """Changes an agent may not make at all."""
+
+    paths: tuple[Glob, ...] = ()
+    detectors: tuple[DetectorRef, ...] = ()
+    reason: StrictStr = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> DenyRule:
+        if not self.paths and not self.detectors:
+            raise ValueError("a deny rule needs paths or detectors")
+        return self
+
+
+class Scope(_Section):
+    deny: tuple[DenyRule, ...] = ()
+
+
+class Requirement(_Section):
+    approvals: StrictInt = Field(ge=0, le=10, description="Distinct human approvals needed.")
+    from_: Literal["code_owners"] | tuple[Owner, ...] | None = Field(
+        None,
+        alias="from",
+        description="'code_owners', a list of @users and @org/teams, or absent for any "
+        "human with write access.",
+    )
+    gates: tuple[Literal["staged_rollout", "supply_chain_scan"], ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Requirement:
+        if self.from_ is not None and self.approvals == 0:
+            raise ValueError("'from' needs at least one approval")
+        if isinstance(self.from_, tuple) and not self.from_:
+            raise ValueError("'from' lists nobody")
+        return self
+
+
+class Tier(_Section):
+    name: Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")]
+    description: StrictStr = ""
+    paths: tuple[Glob, ...] = ()
+    exclude: tuple[Glob, ...] = ()
+    detectors: tuple[DetectorRef, ...] = ()
+    require: Requirement
+    rollout: StrictStr = Field(
+        "", description="What a staged rollout means for changes in this tier."
+    )
+
+    @field_validator("detectors")
+    @classmethod
+    def _known(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
+        for ref in refs:
+            if ref.split(":", 1)[0] not in DETECTORS:
+                raise ValueError(f"unknown detector {ref!r}; known: {', '.join(DETECTORS)}")
+        return refs
+
+
+class Policy(_Section):
+    """A merge-gate policy; tiers are listed from lowest to highest risk."""
+
+    version: Literal[1]
+    agents: Agents = Agents()
+    govern_humans: StrictBool = False
+    scope: Scope = Scope()
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+    default_tier: StrictStr = Field(description="Tier of a file no tier matches.")
+    unseen_content_tier: StrictStr = Field(
+        description="Lowest tier of a file whose added content could not be inspected."
+    )
+    fallback_owners: tuple[Owner, ...] = Field(
+        (), description="Owners of gated files that CODEOWNERS leaves unowned."
+    )
+
+    @model_validator(mode="after")
+    def _tiers_known(self) -> Policy:
+        names = [tier.name for tier in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must be unique")
+        for field in ("default_tier", "unseen_content_tier"):
+            if getattr(self, field) not in names:
+                raise ValueError(f"{field} {getattr(self, field)!r} is not a tier")
+        return self
+
+    def rank(self, tier: str) -> int:
+        return [t.name for t in self.tiers].index(tier)
+
+    def tier(self, name: str) -> Tier:
+        return next(t for t in self.tiers if t.name == name)
+
+    def detector_names(self) -> frozenset[str]:
+        refs = [ref for tier in self.tiers for ref in tier.detectors]
+        refs += [ref for rule in self.scope.deny for ref in rule.detectors]
+        return frozenset(ref.split(":", 1)[0] for ref in refs)
+
+    @property
+    def uses_labels(self) -> bool:
+        return bool(self.agents.labels)
+
+
+# --- parsing with positions ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyError:
+    line: int
+    column: int
+    message: str
+
+    def format(self, filename: str) -> str:
+        return f"{filename}:{self.line}:{self.column}: {self.message}"
+
+
+class InvalidPolicy(ValueError):
+    def __init__(self, errors: list[PolicyError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{e.line}:{e.column}: {e.message}" for e in errors))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPolicy:
+    """A validated policy with where it came from, for reasons that cite lines."""
+
+    policy: Policy
+    path: str
+    #: Git blob sha of the file, or "builtin" for the default policy.
+    blob: str
+    #: (key path) -> 1-based line of that node in the file.
+    lines: Mapping[tuple[str | int, ...], int]
+    #: Where top-level sections the file leaves out come from (the built-in policy).
+    defaults: LoadedPolicy | None = None
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical (RFC 8785) JSON form of the policy."""
+        data = self.policy.model_dump(mode="json", by_alias=True)
+        return "sha256:" + hashlib.sha256(rfc8785.dumps(data)).hexdigest()
+
+    def cite(self, *key: str | int) -> str:
+        if self.defaults is not None and key and (key[0],) not in self.lines:
+            return self.defaults.cite(*key)
+        line = self.lines.get(tuple(key))
+        return f"{self.path}:{line}" if line else self.path
+
+
+def _walk(node: yaml.Node, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], yaml.Node, yaml.Node | None]]:
+    """(key path, value node, key node) for every node of the document."""
+    yield path, node, None
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            yield path + (key,), value_node, key_node
+            for inner in _walk(value_node, path + (key,)):
+                if inner[0] != path + (key,):
+                    yield inner
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _walk(item, path + (index,))
+
+
+def _duplicate_keys(node: yaml.Node) -> list[PolicyError]:
+    errors: list[PolicyError] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if key_node.value in seen:
+                mark = key_node.start_mark
+                errors.append(
+                    PolicyError(mark.line + 1, mark.column + 1, f"duplicate key {key_node.value!r}")
+                )
+            seen.add(key_node.value)
+            errors += _duplicate_keys(value_node)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            errors += _duplicate_keys(item)
+    return errors
+
+
+def parse(
+    text: str, *, path: str = POLICY_PATH, blob: str = "builtin", defaults: LoadedPolicy | None = None
+) -> LoadedPolicy:
+    """Parse and validate policy text; raises ``InvalidPolicy`` listing every error."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = getattr(error, "problem", None) or str(error)
+        raise InvalidPolicy([PolicyError(line, column, f"not valid YAML: {problem}")]) from None
+    if root is None or not isinstance(data, dict):
+        raise InvalidPolicy([PolicyError(1, 1, "the policy must be a YAML mapping")])
+    errors = _duplicate_keys(root)
+    positions: dict[tuple[str | int, ...], tuple[int, int]] = {}
+    key_positions: dict[tuple[str | int, ...], tuple[int, int]] = {}
+    for key_path, value_node, key_node in _walk(root, ()):
+        mark = value_node.start_mark
+        positions.setdefault(key_path, (mark.line + 1, mark.column + 1))
+        if key_node is not None:
+            kmark = key_node.start_mark
+            key_positions.setdefault(key_path, (kmark.line + 1, kmark.column + 1))
+    inherited = (
+        {k: v for k, v in defaults.policy.model_dump(by_alias=True).items() if k != "version"}
+        if defaults
+        else {}
+    )
+    merged = {**inherited, **data}
+    try:
+        policy = Policy.model_validate(merged)
+    except ValidationError as error:
+        items = error.errors()
+        locs = [tuple(item["loc"]) for item in items]
+        for item, loc in zip(items, locs, strict=True):
+            # A container's "too short after validation" only echoes its items' errors.
+            if any(other != loc and other[: len(loc)] == loc for other in locs):
+                continue
+            errors.append(_positioned(item, positions, key_positions))
+    if errors:
+        raise InvalidPolicy(sorted(set(errors), key=lambda e: (e.line, e.column, e.message)))
+    lines = {key: line for key, (line, _column) in positions.items()}
+    return LoadedPolicy(policy=policy, path=path, blob=blob, lines=lines, defaults=defaults)
+
+
+def _positioned(
+    item: Mapping[str, Any],
+    positions: Mapping[tuple[str | int, ...], tuple[int, int]],
+    key_positions: Mapping[tuple[str | int, ...], tuple[int, int]],
+) -> PolicyError:
+    # pydantic adds union-branch and validator names to locations; keep the data path.
+    loc = tuple(
+        part
+        for part in item["loc"]
+        if isinstance(part, int) or not (part.startswith(("function-", "literal[", "tuple[")) or part in ("str", "int"))
+    )
+    kind = item["type"]
+    message = str(item["msg"]).removeprefix("Value error, ")
+    dotted = ".".join(str(part) for part in loc) or "policy"
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}" + (f" in {'.'.join(map(str, loc[:-1]))}" if loc[:-1] else "")
+        where = key_positions.get(loc) or positions.get(loc)
+    elif kind == "missing":
+        message = f"{dotted}: required key is missing"
+        where = None
+    else:
+        message = f"{dotted}: {message}"
+        where = None
+    probe = loc
+    while where is None:
+        where = positions.get(probe)
+        if not probe:
+            break
+        probe = probe[:-1]
+    line, column = where or (1, 1)
+    return PolicyError(line, column, message)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Policy.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "merge-gate policy (.github/merge-gate.yml)"
+    return schema

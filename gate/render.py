@@ -1,0 +1,247 @@
+"""Renderings of a decision: check-run title and Markdown summary, annotations, text.
+
+Limits are GitHub's for check runs
+(https://docs.github.com/rest/checks/runs#update-a-check-run): title, summary and
+text at most 65535 characters; 50 annotations per request.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from gate.result import Decision, FileResult, Outcome, RequirementResult
+
+MAX_TEXT = 65535
+
+#: Check-run conclusions. Never neutral or skipped for a block: GitHub counts them as passing.
+CONCLUSIONS = {
+    Outcome.PASS: "success",
+    Outcome.NEEDS_APPROVAL: "action_required",
+    Outcome.DENIED: "failure",
+    Outcome.ERROR: "failure",
+}
+
+_ICON = {
+    Outcome.PASS: "✅",
+    Outcome.NEEDS_APPROVAL: "⏳",
+    Outcome.DENIED: "⛔",
+    Outcome.ERROR: "❌",
+}
+
+
+def conclusion(decision: Decision) -> str:
+    return CONCLUSIONS[decision.outcome]
+
+
+def title(decision: Decision) -> str:
+    if not decision.governed:
+        return "Not governed: human PR"
+    if decision.outcome is Outcome.DENIED:
+        return f"Denied: {len(decision.denied_files)} file(s) outside an agent's scope"
+    if decision.outcome is Outcome.ERROR:
+        return "Error: cannot evaluate, failing closed"
+    if decision.outcome is Outcome.NEEDS_APPROVAL:
+        who = sorted({o for r in decision.outstanding for o in r.owners})
+        tail = f" from {', '.join(who[:3])}" + (" …" if len(who) > 3 else "") if who else ""
+        return f"Needs approval{tail} (tier {decision.tier})"
+    return f"Passes (tier {decision.tier})"
+
+
+def _cell(text: str) -> str:
+    """Escape user content for a Markdown table cell (GitHub renders HTML in Markdown)."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    return "<code>" + html.escape(text) + "</code>"
+
+
+def _requirement_row(requirement: RequirementResult) -> str:
+    mark = "✅" if requirement.satisfied else "⏳"
+    who = ", ".join(requirement.owners) or requirement.owners_source
+    paths = ", ".join(_code(p) for p in requirement.paths[:5])
+    if len(requirement.paths) > 5:
+        paths += f" and {len(requirement.paths) - 5} more"
+    return (
+        f"| {mark} | {_cell(requirement.tier)} | {_cell(requirement.kind)} | {paths} | "
+        f"{_cell(who)} | {_cell(requirement.explanation)} |"
+    )
+
+
+def _file_row(file: FileResult) -> str:
+    name = _code(file.path)
+    if file.previous_path:
+        name = f"{_code(file.previous_path)} → {name}"
+    tier = f"⛔ denied ({file.tier})" if file.denied else file.tier
+    why = "; ".join(
+        f"{r.detail}" + (f" ({r.source})" if r.source else "") for r in file.reasons
+    )
+    return f"| {name} | {_cell(tier)} | {_cell(why)} |"
+
+
+def markdown(decision: Decision, *, details_url: str | None = None, limit: int = MAX_TEXT) -> str:
+    """The check-run summary; cut at ``limit`` with a pointer to the details page."""
+    head = [
+        f"### {_ICON[decision.outcome]} {_cell(decision.summary)}",
+        "",
+        f"**Governance:** {_cell(decision.governance)}.",
+    ]
+    if decision.tier:
+        head.append(f"**Tier:** {decision.tier} · **Head:** `{decision.head_sha[:12]}`")
+    if decision.requirements:
+        head += [
+            "",
+            "#### Requirements",
+            "| | tier | kind | paths | who can satisfy | status |",
+            "|---|---|---|---|---|---|",
+            *(_requirement_row(r) for r in decision.requirements),
+        ]
+    if decision.request_users or decision.request_teams:
+        asked = [f"@{u}" for u in decision.request_users] + [
+            f"team {t}" for t in decision.request_teams
+        ]
+        head += ["", f"**Review requested from:** {_cell(', '.join(asked))}"]
+    if decision.ignored_reviews:
+        head += ["", "#### Approvals that do not count"]
+        head += [
+            f"- @{_cell(i.user)} (review {i.review_id}): {_cell(i.why)}"
+            for i in decision.ignored_reviews
+        ]
+    tail: list[str] = []
+    if decision.notes:
+        tail += ["", "#### Notes", *(f"- {_cell(n)}" for n in decision.notes)]
+    if decision.policy:
+        tail += [
+            "",
+            f"<sub>Policy {_code(decision.policy.path)} {decision.policy.digest} "
+            f"at base `{decision.base_sha[:12]}`.</sub>",
+        ]
+    rows = [_file_row(f) for f in decision.files]
+    table = ["", "#### Files", "| file | tier | why |", "|---|---|---|"] if rows else []
+    return _fit(head, table, rows, tail, details_url=details_url, limit=limit)
+
+
+def _fit(
+    head: list[str],
+    table: list[str],
+    rows: list[str],
+    tail: list[str],
+    *,
+    details_url: str | None,
+    limit: int,
+) -> str:
+    full = "\n".join(head + table + rows + tail)
+    if len(full) <= limit:
+        return full
+    where = f"[the details page]({details_url})" if details_url else "the details page"
+    note = f"\n\n… {{n}} more file(s) not shown: the summary is limited to {limit} characters; see {where}."
+    budget = limit - len("\n".join(head + table + tail)) - len(note) - 16
+    kept: list[str] = []
+    used = 0
+    for row in rows:
+        if used + len(row) + 1 > budget:
+            break
+        kept.append(row)
+        used += len(row) + 1
+    text = "\n".join(head + table + kept) + note.format(n=len(rows) - len(kept))
+    text += "\n".join([""] + tail)
+    return text[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    path: str
+    start_line: int
+    end_line: int
+    level: str  # "failure" | "warning" | "notice"
+    title: str
+    message: str
+    raw_details: str = ""
+
+    def to_github(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "path": self.path,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "annotation_level": self.level,
+            "title": self.title[:255],
+            "message": self.message[:MAX_TEXT],
+        }
+        if self.raw_details:
+            data["raw_details"] = self.raw_details[:MAX_TEXT]
+        return data
+
+
+def annotations(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
+    """One annotation per gated file, plus one per finding on an exact line."""
+    if not decision.governed:
+        return []
+    open_paths = {p for r in decision.outstanding for p in r.paths}
+    gated = {p for r in decision.requirements for p in r.paths}
+    out: list[Annotation] = []
+    for file in decision.files:
+        if file.denied:
+            level = "failure"
+        elif file.path in open_paths or (file.previous_path or "") in open_paths:
+            level = "warning"
+        elif file.path in gated:
+            level = "notice"
+        else:
+            continue
+        start, end = file.lines
+        why = "; ".join(r.detail for r in file.reasons)
+        verb = "denied" if file.denied else f"tier {file.tier}"
+        out.append(
+            Annotation(
+                path=file.path,
+                start_line=start,
+                end_line=end,
+                level=level,
+                title=f"merge-gate: {verb}",
+                message=why,
+                raw_details=raw_details,
+            )
+        )
+        for finding in file.findings:
+            if finding.line is None:
+                continue
+            out.append(
+                Annotation(
+                    path=file.path,
+                    start_line=finding.line,
+                    end_line=finding.line,
+                    level="failure" if finding.deny else "warning",
+                    title=f"merge-gate: {finding.detector}:{finding.rule}",
+                    message=finding.message,
+                    raw_details=raw_details,
+                )
+            )
+    return out
+
+
+def text(decision: Decision) -> str:
+    """Plain text for the terminal (``gate check``)."""
+    lines = [f"{decision.outcome.value.upper()}: {decision.summary}", f"  {decision.governance}"]
+    if decision.files:
+        lines.append("files:")
+        for file in decision.files:
+            flag = "DENIED " if file.denied else ""
+            lines.append(f"  {flag}{file.tier:<12} {file.path}")
+            for reason in file.reasons:
+                src = f"  [{reason.source}]" if reason.source else ""
+                lines.append(f"      - {reason.detail}{src}")
+    if decision.requirements:
+        lines.append("requirements:")
+        for r in decision.requirements:
+            mark = "ok " if r.satisfied else "OPEN"
+            lines.append(f"  [{mark}] {r.tier}/{r.kind}: {r.explanation}")
+            lines.append(f"         paths: {', '.join(r.paths)}")
+    if decision.request_users or decision.request_teams:
+        who = [f"@{u}" for u in decision.request_users] + [f"team:{t}" for t in decision.request_teams]
+        lines.append("request review from: " + ", ".join(who))
+    for ignored in decision.ignored_reviews:
+        lines.append(f"ignored approval by @{ignored.user}: {ignored.why}")
+    for note in decision.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)

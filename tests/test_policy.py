@@ -1,0 +1,109 @@
+"""The policy file: strict validation with positions, defaults, schema."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gate.defaults import DEFAULT_POLICY, default_policy, load_policy
+from gate.policy import InvalidPolicy, json_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(InvalidPolicy) as caught:
+        load_policy(text)
+    return [e.format("p.yml") for e in caught.value.errors]
+
+
+def test_every_error_is_reported_with_line_and_column() -> None:
+    text = (
+        "version: 1\n"
+        "tiers:\n"
+        "  - name: low\n"
+        '    paths: ["ok/**", "docs/["]\n'
+        "    require: {approvals: x}\n"
+        "    bogus: 1\n"
+        "agents:\n"
+        "  bots: true\n"
+        "  bots: false\n"
+    )
+    assert errors_of(text) == [
+        "p.yml:4:22: tiers.0.paths.1: bad glob 'docs/[': unterminated character class '[' at column 1",
+        "p.yml:5:26: tiers.0.require.approvals: Input should be a valid integer",
+        "p.yml:6:5: unknown key 'bogus' in tiers.0",
+        "p.yml:9:3: duplicate key 'bots'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 2\n", "version"),
+        ("version: 1\ngovern_humans: 'yes'\n", "govern_humans: Input should be a valid boolean"),
+        ("version: 1\nunknown: 1\n", "unknown key 'unknown'"),
+        ("version: 1\ndefault_tier: nope\n", "default_tier 'nope' is not a tier"),
+        ("version: 1\nfallback_owners: [alice]\n", "fallback_owners.0"),
+        (
+            "version: 1\ntiers: [{name: a, require: {approvals: 1}, detectors: [ai]}]\n"
+            "default_tier: a\nunseen_content_tier: a\n",
+            "unknown detector 'ai'",
+        ),
+        ("version: 1\ntiers: [{name: a, paths: ['!x'], require: {approvals: 0}}]\n", "negation"),
+        (
+            "version: 1\ntiers: [{name: a, paths: ['a**b'], require: {approvals: 0}}]\n",
+            "whole path segment",
+        ),
+        ("[1, 2]\n", "must be a YAML mapping"),
+        ("version: [\n", "not valid YAML"),
+        ("tiers: []\n", "version: required key is missing"),
+    ],
+)
+def test_invalid_policies_are_explained(text: str, expected: str) -> None:
+    found = errors_of(text)
+    assert any(expected in e for e in found), found
+    assert all(re.match(r"^p\.yml:\d+:\d+: ", e) for e in found)
+
+
+def test_missing_sections_take_the_defaults() -> None:
+    loaded = load_policy("version: 1\nfallback_owners: ['@acme/sec']\n")
+    assert loaded.policy.tiers == default_policy().policy.tiers
+    assert loaded.policy.fallback_owners == ("@acme/sec",)
+
+
+def test_no_file_means_the_builtin_policy() -> None:
+    assert load_policy(None).policy == default_policy().policy
+    assert load_policy(None).path.startswith("(built-in")
+
+
+def test_reasons_can_cite_lines() -> None:
+    loaded = load_policy("version: 1\nfallback_owners:\n  - '@acme/sec'\n", path="x.yml")
+    assert loaded.cite("fallback_owners", 0) == "x.yml:3"
+
+
+def test_digest_is_stable_and_changes_with_content() -> None:
+    a = load_policy("version: 1\n")
+    b = load_policy("# comment only changes\nversion: 1\n")
+    c = load_policy("version: 1\ngovern_humans: true\n")
+    assert a.digest == b.digest != c.digest
+
+
+def test_shipped_json_schema_is_current() -> None:
+    shipped = json.loads((ROOT / "gate/policy.schema.json").read_text())
+    assert shipped == json.loads(json.dumps(json_schema()))
+
+
+def test_readme_example_policy_is_valid() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- policy-example -->\n```yaml\n(.*?)```", readme, re.S)
+    assert block, "README lost its policy example"
+    loaded = load_policy(block.group(1))
+    assert [t.name for t in loaded.policy.tiers][:2] == ["low", "medium"]
+
+
+def test_default_policy_text_parses_strictly() -> None:
+    assert load_policy(DEFAULT_POLICY).policy == default_policy().policy
