@@ -131,14 +131,14 @@ def build_requirements(
                         teams=teams,
                     )
                 )
-        paths = tuple(sorted({f.path for f in tier_files}))
+        tier_paths = tuple(sorted({f.path for f in tier_files}))
         for gate in tier.require.gates:
             if gate == "staged_rollout":
                 out.append(
                     _rollout(
                         tier=tier.name,
                         rollout=tier.rollout,
-                        paths=paths,
+                        paths=tier_paths,
                         pull=pull,
                         groups=approval_groups,
                         teams=teams,
@@ -147,7 +147,7 @@ def build_requirements(
                     )
                 )
             else:
-                out.append(_scan(tier=tier.name, paths=paths, pull=pull, gate=gate))
+                out.append(_scan(tier=tier.name, paths=tier_paths, pull=pull, gate=gate))
     return tuple(out), tuple(ignored)
 
 

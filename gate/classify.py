@@ -81,7 +81,7 @@ def _classify(
 
     best_rank = -1
     best_reasons: list[Reason] = []
-    for rank, tier in enumerate(rules.tiers):
+    for rank in range(len(rules.tiers)):
         reasons = _tier_reasons(policy=policy, rank=rank, file=file, findings=findings)
         if reasons and rank >= best_rank:
             best_rank, best_reasons = rank, reasons
@@ -120,7 +120,7 @@ def _classify(
         ),
         owners=match.owners if match else (),
         owners_source=f"{codeowners.path}:{match.line}" if match else "",
-        lines=first_added_range(file.patch),
+        lines=first_added_range(added),
     )
 
 

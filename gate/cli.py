@@ -95,13 +95,19 @@ def _blob(repo: Path, sha: str, path: str) -> str:
     return _git(repo, "rev-parse", f"{sha}:{path}", check=False).strip()
 
 
-_STATUS = {"A": FileStatus.ADDED, "M": FileStatus.MODIFIED, "D": FileStatus.REMOVED,
-           "R": FileStatus.RENAMED, "C": FileStatus.COPIED, "T": FileStatus.MODIFIED}
+_STATUS = {
+    "A": FileStatus.ADDED,
+    "M": FileStatus.MODIFIED,
+    "D": FileStatus.REMOVED,
+    "R": FileStatus.RENAMED,
+    "C": FileStatus.COPIED,
+    "T": FileStatus.MODIFIED,
+}
 
 
 def _changed_files(repo: Path, base: str, head: str) -> tuple[ChangedFile, ...]:
     """Files as GitHub lists them: status, rename source, hunks-only patch, counts."""
-    from unidiff import PatchSet
+    from unidiff.patch import PatchSet
 
     raw = _git(repo, "diff", "--no-color", "--no-ext-diff", "-M", "--unified=3", base, head)
     names = _git(repo, "diff", "--name-status", "-M", "-z", base, head).split("\0")
@@ -138,7 +144,12 @@ def _changed_files(repo: Path, base: str, head: str) -> tuple[ChangedFile, ...]:
 
 
 def _commit_facts(repo: Path, base: str, head: str) -> tuple[frozenset[str], tuple[CoAuthor, ...]]:
-    log = _git(repo, "log", "--format=%an%x00%(trailers:key=Co-authored-by,valueonly,separator=%x01)%x02", f"{base}..{head}")
+    log = _git(
+        repo,
+        "log",
+        "--format=%an%x00%(trailers:key=Co-authored-by,valueonly,separator=%x01)%x02",
+        f"{base}..{head}",
+    )
     authors: set[str] = set()
     co: list[CoAuthor] = []
     for record in log.split("\x02"):
@@ -279,13 +290,27 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="decide on a local branch as the service would")
     check.add_argument("--repo", default=".", help="path of the git repository (default: .)")
-    check.add_argument("--base", required=True, help="base ref: policy and CODEOWNERS come from here")
+    check.add_argument(
+        "--base", required=True, help="base ref: policy and CODEOWNERS come from here"
+    )
     check.add_argument("--head", default="HEAD", help="head ref (default: HEAD)")
-    check.add_argument("--author", help="login of the PR author (default: the head commit's author)")
-    check.add_argument("--approved-by", action="append", default=[], metavar="LOGIN",
-                       help="pretend LOGIN approved the head (repeatable)")
-    check.add_argument("--team", action="append", default=[], metavar="ORG/TEAM=a,b",
-                       help="team members, for team owners (repeatable)")
+    check.add_argument(
+        "--author", help="login of the PR author (default: the head commit's author)"
+    )
+    check.add_argument(
+        "--approved-by",
+        action="append",
+        default=[],
+        metavar="LOGIN",
+        help="pretend LOGIN approved the head (repeatable)",
+    )
+    check.add_argument(
+        "--team",
+        action="append",
+        default=[],
+        metavar="ORG/TEAM=a,b",
+        help="team members, for team owners (repeatable)",
+    )
     check.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     check.set_defaults(func=cmd_check)
 

@@ -17,9 +17,11 @@ pre-filter that makes its input match GitHub (that package alone keeps
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import re2
+from codeowners import MASK as _MASK
 from codeowners import CodeOwners as _Matcher
 
 LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
@@ -52,6 +54,10 @@ class CodeOwners:
     problems: tuple[Problem, ...]
     _matcher: _Matcher | None
     _owners: dict[int, tuple[str, ...]]
+    #: First path segment -> rules (latest line first) that can match under it;
+    #: "" holds the rules that can match anywhere. Most rules are anchored to a
+    #: directory, so a path is tested against a few rules instead of all.
+    _index: dict[str, tuple[tuple[Any, str, int], ...]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> CodeOwners:
@@ -60,8 +66,8 @@ class CodeOwners:
     @classmethod
     def parse(cls, text: str, *, path: str = ".github/CODEOWNERS") -> CodeOwners:
         if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-            problem = Problem(1, 1, "CODEOWNERS is over 3 MB; GitHub does not load it")
-            return cls(path=path, problems=(problem,), _matcher=None, _owners={})
+            too_big = Problem(1, 1, "CODEOWNERS is over 3 MB; GitHub does not load it")
+            return cls(path=path, problems=(too_big,), _matcher=None, _owners={})
         kept: list[str] = []
         owners_by_line: dict[int, tuple[str, ...]] = {}
         problems: list[Problem] = []
@@ -81,25 +87,56 @@ class CodeOwners:
             # The matcher only needs the pattern and a placeholder owner: owners
             # come from our own parse, keyed by line.
             kept.append(f"{pattern} @_" if owners else pattern)
+        matcher = _Matcher("\n".join(kept))
         return cls(
             path=path,
             problems=tuple(problems),
-            _matcher=_Matcher("\n".join(kept)),
+            _matcher=matcher,
             _owners=owners_by_line,
+            _index=_build_index(matcher),
         )
 
     def match(self, path: str) -> Match | None:
         """The line that decides ``path``'s owners, or None when no line matches."""
         if self._matcher is None:
             return None
-        _owners, line, pattern, _section = self._matcher.matching_line(path)
-        if line is None or pattern is None:
-            return None
-        return Match(owners=self._owners[line], line=line, pattern=pattern)
+        first = path.split("/", 1)[0]
+        anywhere = self._index.get("", ())
+        anchored = self._index.get(first, ())
+        # Merge the two latest-first lists, testing each rule once, latest first.
+        i = j = 0
+        while i < len(anywhere) or j < len(anchored):
+            if j >= len(anchored) or (i < len(anywhere) and anywhere[i][2] > anchored[j][2]):
+                regex, pattern, line = anywhere[i]
+                i += 1
+            else:
+                regex, pattern, line = anchored[j]
+                j += 1
+            if regex.search(path.replace(" ", _MASK)) is not None:
+                return Match(owners=self._owners[line], line=line, pattern=pattern)
+        return None
 
     def owners_of(self, path: str) -> tuple[str, ...]:
         found = self.match(path)
         return found.owners if found else ()
+
+
+def _first_segment(pattern: str) -> str:
+    """The literal first directory an anchored pattern requires, or "" (any)."""
+    slash = pattern.find("/")
+    anchored = slash > -1 and slash != len(pattern) - 1
+    if not anchored:
+        return ""
+    first = pattern.lstrip("/").split("/", 1)[0]
+    return "" if any(c in first for c in "*?[\\") else first
+
+
+def _build_index(matcher: _Matcher) -> dict[str, tuple[tuple[Any, str, int], ...]]:
+    index: dict[str, list[tuple[Any, str, int]]] = {}
+    # matcher.paths is latest line first: (regex, pattern, owners, line, section).
+    for regex, pattern, _owners, line, _section in matcher.paths:
+        index.setdefault(_first_segment(pattern), []).append((regex, pattern, line))
+    return {key: tuple(rules) for key, rules in index.items()}
 
 
 def _clean(raw: str, number: int) -> tuple[str | None, Problem | None]:

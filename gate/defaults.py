@@ -49,8 +49,8 @@ tiers:
     require: {approvals: 1}
   - name: dependencies
     description: new dependency (approval + supply-chain scan)
-    detectors: ["dependencies:new-package", "dependencies:manifest-unread",
-                "dependencies:manifest-invalid"]
+    detectors: ["dependencies:new-package", "dependencies:new-source",
+                "dependencies:manifest-unread", "dependencies:manifest-invalid"]
     require: {approvals: 1, gates: [supply_chain_scan]}
   - name: infra
     description: CI and infrastructure (code-owner approval)

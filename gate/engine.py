@@ -51,9 +51,7 @@ def needs(
         for owner in codeowners.owners_of(path)
         if owner.startswith("@") and "/" in owner
     }
-    teams |= {
-        owner.lstrip("@").lower() for owner in policy.policy.fallback_owners if "/" in owner
-    }
+    teams |= {owner.lstrip("@").lower() for owner in policy.policy.fallback_owners if "/" in owner}
     for tier in policy.policy.tiers:
         if isinstance(tier.require.from_, tuple):
             teams |= {o.lstrip("@").lower() for o in tier.require.from_ if "/" in o}
@@ -75,9 +73,7 @@ def evaluate(
     who = identity.governance(agents=rules.agents, govern_humans=rules.govern_humans, pull=pull)
     refs = {
         "policy": PolicyRef(path=policy.path, blob=policy.blob, digest=policy.digest),
-        "codeowners": PolicyRef(
-            path=codeowners.path or "(none)", blob=codeowners_blob, digest=""
-        ),
+        "codeowners": PolicyRef(path=codeowners.path or "(none)", blob=codeowners_blob, digest=""),
     }
     make = partial(
         Decision,

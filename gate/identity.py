@@ -46,7 +46,7 @@ def is_agent(agents: Agents, login: str, user_type: UserType | None = None) -> b
 
 def _coauthor_login(email: str) -> str | None:
     found = _NOREPLY.match(email.strip())
-    return found.group(1) if found else None  # type: ignore[attr-defined, no-any-return]
+    return str(found.group(1)) if found else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +69,10 @@ def governance(*, agents: Agents, govern_humans: bool, pull: PullSnapshot) -> Go
             if is_agent(agents, login):
                 return Governance(True, True, f"commits authored by agent @{login}")
         for co in pull.co_authors:
-            login = _coauthor_login(co.email)
-            if (login and is_agent(agents, login)) or _matches(agents.co_author_emails, co.email):
+            trailer_login = _coauthor_login(co.email)
+            if (trailer_login and is_agent(agents, trailer_login)) or _matches(
+                agents.co_author_emails, co.email
+            ):
                 return Governance(
                     True, True, f"commits co-authored by agent {co.name} <{co.email}>"
                 )

@@ -36,7 +36,6 @@ DETECTORS = ("secrets", "dependencies", "migrations", "infra")
 GATES = ("staged_rollout", "supply_chain_scan")
 
 
-
 def _check_glob(pattern: str) -> str:
     problems = globs.validate([pattern])
     if problems:
@@ -48,7 +47,9 @@ Glob = Annotated[StrictStr, Field(min_length=1, max_length=1024), AfterValidator
 #: A login or e-mail pattern: '*' and '?' are wildcards, everything else is literal.
 LoginGlob = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")]
 Login = Annotated[StrictStr, Field(min_length=1, max_length=256)]
-Owner = Annotated[StrictStr, Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")]
+Owner = Annotated[
+    StrictStr, Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+]
 DetectorRef = Annotated[StrictStr, Field(pattern=r"^[a-z_]+(:[a-z0-9-]+)?$")]
 
 
@@ -215,19 +216,21 @@ class LoadedPolicy:
         return f"{self.path}:{line}" if line else self.path
 
 
-def _walk(node: yaml.Node, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], yaml.Node, yaml.Node | None]]:
+def _walk(
+    node: yaml.Node, path: tuple[str | int, ...]
+) -> Iterator[tuple[tuple[str | int, ...], yaml.Node, yaml.Node | None]]:
     """(key path, value node, key node) for every node of the document."""
     yield path, node, None
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = key_node.value
-            yield path + (key,), value_node, key_node
-            for inner in _walk(value_node, path + (key,)):
-                if inner[0] != path + (key,):
+            child = (*path, key_node.value)
+            yield child, value_node, key_node
+            for inner in _walk(value_node, child):
+                if inner[0] != child:
                     yield inner
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _walk(item, path + (index,))
+            yield from _walk(item, (*path, index))
 
 
 def _duplicate_keys(node: yaml.Node) -> list[PolicyError]:
@@ -249,7 +252,11 @@ def _duplicate_keys(node: yaml.Node) -> list[PolicyError]:
 
 
 def parse(
-    text: str, *, path: str = POLICY_PATH, blob: str = "builtin", defaults: LoadedPolicy | None = None
+    text: str,
+    *,
+    path: str = POLICY_PATH,
+    blob: str = "builtin",
+    defaults: LoadedPolicy | None = None,
 ) -> LoadedPolicy:
     """Parse and validate policy text; raises ``InvalidPolicy`` listing every error."""
     try:
@@ -302,13 +309,16 @@ def _positioned(
     loc = tuple(
         part
         for part in item["loc"]
-        if isinstance(part, int) or not (part.startswith(("function-", "literal[", "tuple[")) or part in ("str", "int"))
+        if isinstance(part, int)
+        or not (part.startswith(("function-", "literal[", "tuple[")) or part in ("str", "int"))
     )
     kind = item["type"]
     message = str(item["msg"]).removeprefix("Value error, ")
     dotted = ".".join(str(part) for part in loc) or "policy"
     if kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}" + (f" in {'.'.join(map(str, loc[:-1]))}" if loc[:-1] else "")
+        message = f"unknown key {loc[-1]!r}" + (
+            f" in {'.'.join(map(str, loc[:-1]))}" if loc[:-1] else ""
+        )
         where = key_positions.get(loc) or positions.get(loc)
     elif kind == "missing":
         message = f"{dotted}: required key is missing"

@@ -74,9 +74,7 @@ def _file_row(file: FileResult) -> str:
     if file.previous_path:
         name = f"{_code(file.previous_path)} → {name}"
     tier = f"⛔ denied ({file.tier})" if file.denied else file.tier
-    why = "; ".join(
-        f"{r.detail}" + (f" ({r.source})" if r.source else "") for r in file.reasons
-    )
+    why = "; ".join(f"{r.detail}" + (f" ({r.source})" if r.source else "") for r in file.reasons)
     return f"| {name} | {_cell(tier)} | {_cell(why)} |"
 
 
@@ -135,7 +133,10 @@ def _fit(
     if len(full) <= limit:
         return full
     where = f"[the details page]({details_url})" if details_url else "the details page"
-    note = f"\n\n… {{n}} more file(s) not shown: the summary is limited to {limit} characters; see {where}."
+    note = (
+        f"\n\n… {{n}} more file(s) not shown: the summary is limited to {limit} "
+        f"characters; see {where}."
+    )
     budget = limit - len("\n".join(head + table + tail)) - len(note) - 16
     kept: list[str] = []
     used = 0
@@ -145,7 +146,7 @@ def _fit(
         kept.append(row)
         used += len(row) + 1
     text = "\n".join(head + table + kept) + note.format(n=len(rows) - len(kept))
-    text += "\n".join([""] + tail)
+    text += "\n".join(["", *tail])
     return text[:limit]
 
 
@@ -173,7 +174,7 @@ class Annotation:
         return data
 
 
-def annotations(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
+def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
     """One annotation per gated file, plus one per finding on an exact line."""
     if not decision.governed:
         return []
@@ -238,7 +239,9 @@ def text(decision: Decision) -> str:
             lines.append(f"  [{mark}] {r.tier}/{r.kind}: {r.explanation}")
             lines.append(f"         paths: {', '.join(r.paths)}")
     if decision.request_users or decision.request_teams:
-        who = [f"@{u}" for u in decision.request_users] + [f"team:{t}" for t in decision.request_teams]
+        who = [f"@{u}" for u in decision.request_users] + [
+            f"team:{t}" for t in decision.request_teams
+        ]
         lines.append("request review from: " + ", ".join(who))
     for ignored in decision.ignored_reviews:
         lines.append(f"ignored approval by @{ignored.user}: {ignored.why}")

@@ -170,4 +170,5 @@ def test_oracle_pattern_cases(name: str, pattern: str, path: str, expected: bool
 def test_oracle_disagreement_is_the_documented_one() -> None:
     case = next(c for c in ORACLE if c["name"] in DOCUMENTED_DISAGREEMENTS)
     co = CodeOwners.parse(f"{case['pattern']} @owner")
-    assert co.problems and "not supported" in co.problems[0].message
+    assert co.problems
+    assert "not supported" in co.problems[0].message

@@ -282,7 +282,8 @@ def test_human_pr_with_agent_commits_is_governed(extra: dict[str, object]) -> No
     decision = run(
         changed("app/auth/a.py"), pull={"author": "alice", "author_type": UserType.USER, **extra}
     )
-    assert decision.governed and decision.agent
+    assert decision.governed
+    assert decision.agent
     assert decision.outcome is Outcome.NEEDS_APPROVAL
 
 
@@ -430,7 +431,7 @@ def test_a_stale_approval_never_satisfies(files, reviews) -> None:  # type: igno
     for requirement in decision.requirements:
         for approval in requirement.satisfied_by:
             if requirement.kind == "approval":
-                chosen = [r for r in reviews if r.id == approval.review_id][0]
+                chosen = next(r for r in reviews if r.id == approval.review_id)
                 assert chosen.commit_id == HEAD
 
 

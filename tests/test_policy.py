@@ -33,7 +33,8 @@ def test_every_error_is_reported_with_line_and_column() -> None:
         "  bots: false\n"
     )
     assert errors_of(text) == [
-        "p.yml:4:22: tiers.0.paths.1: bad glob 'docs/[': unterminated character class '[' at column 1",
+        "p.yml:4:22: tiers.0.paths.1: bad glob 'docs/[': "
+        "unterminated character class '[' at column 1",
         "p.yml:5:26: tiers.0.require.approvals: Input should be a valid integer",
         "p.yml:6:5: unknown key 'bogus' in tiers.0",
         "p.yml:9:3: duplicate key 'bots'",

@@ -1,0 +1,566 @@
+"""merge-gate as a running App: real HTTP in, the fake GitHub out."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gate.statement import verify_record
+from tests.fakegithub.models import PRCommit, PRFile
+from tests.fakegithub.server import FakeGitHub
+from tests.harness import SECRET, RunningService, running, settings_env, wait_for
+
+OWNERS = """\
+*                 @{org}/devs
+/app/auth/        @{org}/security
+/app/billing/     @{org}/billing
+/migrations/      @{org}/dba
+/.github/         @{org}/security
+"""
+_orgs = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def service(
+    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
+    with running(env) as svc:
+        yield svc
+
+
+class World:
+    """One repository per test: caches keyed by repo never see another test's state."""
+
+    def __init__(self, fake: FakeGitHub, svc: RunningService) -> None:
+        self.fake = fake
+        self.svc = svc
+        self.org = f"org{next(_orgs)}"
+        self.repo = f"{self.org}/app"
+        self.base = f"{next(_orgs):040x}"
+        fake.add_repo(self.repo)
+        self.installation = fake.installation_id_for(self.repo)
+        fake.set_file(self.repo, self.base, ".github/CODEOWNERS", OWNERS.format(org=self.org))
+        for team, members in {
+            "devs": ["dev1"],
+            "security": ["sec1"],
+            "billing": ["bill1"],
+            "dba": ["dba1"],
+        }.items():
+            fake.set_team(self.org, team, members)
+
+    def open(
+        self,
+        number: int,
+        files: list[PRFile],
+        *,
+        head: str,
+        author: str = "devin-ai-integration[bot]",
+        author_type: str = "Bot",
+        draft: bool = False,
+        **extra: Any,
+    ) -> None:
+        self.fake.add_pull(
+            self.repo,
+            number,
+            author=author,
+            author_type=author_type,
+            head_sha=head,
+            base_sha=self.base,
+            files=files,
+            draft=draft,
+            **extra,
+        )
+        response = self.deliver(
+            "pull_request",
+            "opened",
+            number=number,
+            head_sha=head,
+            author=author,
+            author_type=author_type,
+        )
+        assert response.status_code == 202, response.text
+
+    def deliver(self, event: str, action: str | None = None, **patches: Any) -> httpx.Response:
+        return self.svc.deliver(
+            event, action, repo=self.repo, installation_id=self.installation, **patches
+        )
+
+    def settle(self) -> None:
+        wait_for(lambda: self.svc.call(lambda s: s.store.depth()) == 0, what="queue to drain")
+
+    def run(self, head: str, conclusion: str | None = None) -> Any:
+        def found() -> Any:
+            runs = self.fake.check_runs(self.repo, head)
+            if runs and (conclusion is None or runs[-1].conclusion == conclusion):
+                return runs[-1]
+            return None
+
+        return wait_for(found, what=f"check run {conclusion or ''} on {head[:8]}")
+
+
+@pytest.fixture
+def world(fake_github: FakeGitHub, service: RunningService) -> Iterator[World]:
+    world = World(fake_github, service)
+    yield world
+    world.settle()  # nothing of this test may reach the next one
+
+
+def sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+def patch(lines: int = 1) -> str:
+    return f"@@ -0,0 +1,{lines} @@\n" + "\n".join(f"+line {i}" for i in range(lines))
+
+
+def test_docs_only_agent_pr_passes_and_requests_nobody(world: World) -> None:
+    world.open(1, [PRFile("docs/guide.md", patch=patch())], head=sha(101))
+    run = world.run(sha(101), "success")
+    assert run.name == "merge-gate"
+    assert world.fake.requested_reviewers(world.repo, 1) == ([], [])
+    assert world.fake.violations == []
+
+
+def test_auth_change_blocks_requests_owner_team_and_annotates(world: World) -> None:
+    world.open(
+        2, [PRFile("app/auth/login.py", patch="@@ -10,2 +10,4 @@\n a\n+b\n+c\n d")], head=sha(201)
+    )
+    run = world.run(sha(201), "action_required")
+    assert run.details_url.startswith("http://merge-gate.test/decisions/")
+    assert world.fake.requested_reviewers(world.repo, 2) == ([], ["security"])
+    annotation = next(a for a in run.annotations if a["path"] == "app/auth/login.py")
+    assert (annotation["start_line"], annotation["end_line"]) == (11, 12)
+    assert annotation["annotation_level"] == "warning"
+    assert annotation["raw_details"].startswith("sha256:")
+    assert "@" + world.org + "/security" in run.summary
+
+
+def test_owner_approval_passes_and_push_blocks_again(world: World) -> None:
+    world.open(3, [PRFile("app/auth/login.py", patch=patch())], head=sha(301))
+    world.run(sha(301), "action_required")
+    world.fake.add_review(world.repo, 3, user="sec1", commit_id=sha(301))
+    world.deliver("pull_request_review", "submitted", number=3, head_sha=sha(301))
+    world.run(sha(301), "success")
+    # A push moves the head: the approval is stale, the new head is blocked.
+    world.fake.push(world.repo, 3, sha(302), files=[PRFile("app/auth/login.py", patch=patch(2))])
+    world.deliver("pull_request", "synchronize", number=3, head_sha=sha(302))
+    run = world.run(sha(302), "action_required")
+    assert "older commit" in run.summary
+
+
+@pytest.mark.parametrize(
+    ("user", "user_type", "why"),
+    [
+        ("dev1", "User", "needs 1 more approval"),
+        ("devin-ai-integration[bot]", "Bot", "the PR author"),
+        ("helper[bot]", "Bot", "a Bot account"),
+        ("copilot-swe-agent", "User", "an agent identity"),
+    ],
+)
+def test_approvals_that_do_not_count_leave_it_blocked(
+    world: World, user: str, user_type: str, why: str
+) -> None:
+    world.open(4, [PRFile("app/auth/x.py", patch=patch())], head=sha(401))
+    world.run(sha(401), "action_required")
+    world.fake.add_review(world.repo, 4, user=user, user_type=user_type, commit_id=sha(401))
+    world.deliver("pull_request_review", "submitted", number=4, head_sha=sha(401))
+    world.settle()
+    run = world.run(sha(401))
+    assert run.conclusion == "action_required"
+    assert why in run.summary
+
+
+def test_rename_out_of_a_gated_folder_is_gated(world: World) -> None:
+    moved = PRFile(
+        "app/misc/token.py",
+        status="renamed",
+        previous_filename="app/auth/token.py",
+        additions=0,
+        deletions=0,
+        patch=None,
+    )
+    world.open(5, [moved], head=sha(501))
+    run = world.run(sha(501), "action_required")
+    assert "app/auth/token.py" in run.summary
+    # Both the old path's owners and the new path's owners must approve.
+    assert world.fake.requested_reviewers(world.repo, 5)[1] == ["devs", "security"]
+
+
+def test_policy_and_codeowners_edits_are_judged_by_the_base_versions(world: World) -> None:
+    head = sha(601)
+    # The head loosens everything; the base's rules still apply.
+    world.fake.set_file(world.repo, head, ".github/CODEOWNERS", "* @" + world.org + "/devs\n")
+    world.fake.set_file(
+        world.repo,
+        head,
+        ".github/merge-gate.yml",
+        "version: 1\ntiers: [{name: low, paths: ['**'], require: {approvals: 0}}]\n"
+        "default_tier: low\nunseen_content_tier: low\n",
+    )
+    world.open(
+        6,
+        [
+            PRFile(".github/merge-gate.yml", patch=patch()),
+            PRFile(".github/CODEOWNERS", patch=patch()),
+            PRFile("app/auth/x.py", patch=patch()),
+        ],
+        head=head,
+    )
+    run = world.run(head, "action_required")
+    assert "governance" in run.summary
+    assert world.fake.requested_reviewers(world.repo, 6)[1] == ["security"]
+    assert not world.fake.calls_to("GET", f"/repos/{world.repo}/git/blobs/{head}")
+
+
+def test_bad_signature_is_401_and_nothing_happens(world: World) -> None:
+    world.fake.add_pull(
+        world.repo, 7, head_sha=sha(701), base_sha=world.base, files=[PRFile("x.py")]
+    )
+    before = len(world.fake.calls)
+    response = world.svc.deliver(
+        "pull_request",
+        "opened",
+        secret="wrong-secret-0123456789",
+        repo=world.repo,
+        installation_id=world.installation,
+        number=7,
+        head_sha=sha(701),
+    )
+    assert response.status_code == 401
+    unsigned = httpx.post(
+        f"{world.svc.url}/api/github/webhooks",
+        content=b"{}",
+        headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "x"},
+    )
+    assert unsigned.status_code == 401
+    world.settle()
+    assert len(world.fake.calls) == before
+    entries = world.svc.call(lambda s: s.audit.query())
+    assert any(e.get("kind") == "delivery_rejected" for e in entries)
+
+
+def test_same_delivery_three_times_gives_one_check_run(world: World) -> None:
+    world.fake.add_pull(
+        world.repo,
+        8,
+        head_sha=sha(801),
+        base_sha=world.base,
+        files=[PRFile("app/views.py", patch=patch())],
+    )
+    codes = [
+        world.deliver(
+            "pull_request", "opened", number=8, head_sha=sha(801), delivery_id="dup-1"
+        ).status_code
+        for _ in range(3)
+    ]
+    assert codes == [202, 200, 200]
+    world.run(sha(801), "action_required")
+    world.settle()
+    assert len(world.fake.check_runs(world.repo, sha(801))) == 1
+    assert len(world.fake.calls_to("POST", f"/repos/{world.repo}/check-runs")) == 1
+
+
+def test_3000_file_cap_fails_closed(world: World) -> None:
+    files = [PRFile(f"docs/{i}.md", patch=patch()) for i in range(3001)]
+    world.open(9, files, head=sha(901))
+    run = world.run(sha(901), "failure")
+    assert "3000" in run.summary
+
+
+def test_server_errors_and_secondary_rate_limits_end_in_the_right_answer(world: World) -> None:
+    world.fake.add_pull(
+        world.repo,
+        10,
+        head_sha=sha(1001),
+        base_sha=world.base,
+        files=[PRFile("app/auth/x.py", patch=patch())],
+    )
+    world.fake.fail_next(3, status=502)
+    world.fake.secondary_rate_limit_next(2, retry_after=1)
+    world.deliver("pull_request", "opened", number=10, head_sha=sha(1001))
+    world.run(sha(1001), "action_required")
+    assert any(c.status == 502 for c in world.fake.calls)
+    assert any(c.status in (403, 429) for c in world.fake.calls)
+
+
+def test_human_pr_gets_a_passing_check_saying_it_is_not_governed(world: World) -> None:
+    world.open(
+        11,
+        [PRFile(".github/workflows/ci.yml", patch=patch())],
+        head=sha(1101),
+        author="alice",
+        author_type="User",
+    )
+    run = world.run(sha(1101), "success")
+    assert "Not governed" in run.title
+
+
+def test_human_pr_with_agent_coauthored_commits_is_governed(world: World) -> None:
+    commit = PRCommit(
+        sha(1201),
+        message="Fix\n\nCo-authored-by: Claude <noreply@anthropic.com>",
+        author_login="alice",
+    )
+    world.open(
+        12,
+        [PRFile("app/auth/x.py", patch=patch())],
+        head=sha(1201),
+        author="alice",
+        author_type="User",
+        commits=[commit],
+    )
+    run = world.run(sha(1201), "action_required")
+    assert "co-authored by agent Claude" in run.summary
+
+
+def test_workflow_edit_by_agent_is_denied(world: World) -> None:
+    world.open(13, [PRFile(".github/workflows/ci.yml", patch=patch())], head=sha(1301))
+    run = world.run(sha(1301), "failure")
+    assert run.title.startswith("Denied")
+    assert run.annotations[0]["annotation_level"] == "failure"
+    assert world.fake.requested_reviewers(world.repo, 13) == ([], [])
+
+
+def test_draft_waits_for_ready_for_review_before_requesting(world: World) -> None:
+    world.open(14, [PRFile("app/auth/x.py", patch=patch())], head=sha(1401), draft=True)
+    world.run(sha(1401), "action_required")
+    assert world.fake.requested_reviewers(world.repo, 14) == ([], [])
+    world.fake.pull(world.repo, 14).draft = False
+    world.deliver("pull_request", "ready_for_review", number=14, head_sha=sha(1401))
+    wait_for(
+        lambda: world.fake.requested_reviewers(world.repo, 14) == ([], ["security"]),
+        what="review request",
+    )
+
+
+def test_team_without_access_is_noted_not_fatal(world: World) -> None:
+    world.fake.teams_without_access.add(f"{world.org}/security")
+    world.open(15, [PRFile("app/auth/x.py", patch=patch())], head=sha(1501))
+    run = world.run(sha(1501), "action_required")
+    assert "refused the review request" in run.summary
+
+
+def test_more_than_50_annotations_go_in_follow_up_patches(world: World) -> None:
+    files = [PRFile(f"app/auth/f{i}.py", patch=patch()) for i in range(120)]
+    world.open(16, files, head=sha(1601))
+    run = world.run(sha(1601), "action_required")
+    world.settle()
+    assert len(world.fake.check_runs(world.repo, sha(1601))[-1].annotations) == 120
+    # 50 with the create, then 50 and 20 in follow-up PATCHes.
+    patches = world.fake.calls_to("PATCH", "/repos/{owner}/{repo}/check-runs/{check_run_id}")
+    assert [len(c.json["output"]["annotations"]) for c in patches] == [50, 20]
+    assert run.id == world.fake.check_runs(world.repo, sha(1601))[-1].id
+
+
+def test_invalid_policy_on_base_fails_closed_with_positions(world: World) -> None:
+    world.fake.set_file(
+        world.repo, world.base, ".github/merge-gate.yml", "version: 1\nbogus: true\n"
+    )
+    world.open(17, [PRFile("docs/a.md", patch=patch())], head=sha(1701))
+    run = world.run(sha(1701), "failure")
+    assert ".github/merge-gate.yml:2:1: unknown key 'bogus'" in run.summary
+
+
+def test_staged_rollout_button_counts_only_for_a_qualifying_user(world: World) -> None:
+    world.open(
+        18,
+        [PRFile("migrations/0003.sql", patch="@@ -0,0 +1 @@\n+ALTER TABLE t ADD c int;")],
+        head=sha(1801),
+    )
+    world.fake.add_review(world.repo, 18, user="dba1", commit_id=sha(1801))
+    world.deliver("pull_request_review", "submitted", number=18, head_sha=sha(1801))
+    run = world.run(sha(1801), "action_required")
+    wait_for(
+        lambda: "Confirm rollout" in str(world.fake.check_runs(world.repo, sha(1801))[-1].actions),
+        what="button",
+    )
+
+    def click(user: str) -> None:
+        payload = json.loads(
+            json.dumps(
+                __import__("tests.fakegithub.deliveries", fromlist=["x"]).build(
+                    "check_run",
+                    "requested_action",
+                    repo=world.repo,
+                    installation_id=world.installation,
+                    sender=user,
+                )
+            )
+        )
+        payload["check_run"].update(
+            {"head_sha": sha(1801), "pull_requests": [{"number": 18}], "id": run.id}
+        )
+        payload["requested_action"] = {"identifier": "confirm_rollout"}
+        assert (
+            world.svc.deliver("check_run", "requested_action", payload=payload).status_code == 202
+        )
+
+    click("dev1")
+    world.settle()
+    assert world.fake.check_runs(world.repo, sha(1801))[-1].conclusion == "action_required"
+    click("dba1")
+    world.run(sha(1801), "success")
+
+
+def test_fork_check_run_rerequest_is_mapped_by_head_sha(world: World) -> None:
+    world.fake.add_pull(
+        world.repo,
+        19,
+        head_sha=sha(1901),
+        base_sha=world.base,
+        head_repo="someone/app",
+        files=[PRFile("docs/a.md", patch=patch())],
+    )
+    from tests.fakegithub import deliveries
+
+    payload = deliveries.build(
+        "check_run", "rerequested", repo=world.repo, installation_id=world.installation
+    )
+    payload["check_run"].update({"head_sha": sha(1901), "pull_requests": []})
+    assert world.svc.deliver("check_run", "rerequested", payload=payload).status_code == 202
+    world.run(sha(1901), "success")
+
+
+def test_merge_group_passes_only_when_every_pr_passes(world: World) -> None:
+    from tests.fakegithub import deliveries
+
+    world.open(20, [PRFile("docs/a.md", patch=patch())], head=sha(2001))
+    world.open(21, [PRFile("app/auth/x.py", patch=patch())], head=sha(2101))
+    world.settle()
+    world.fake.set_compare(world.repo, world.base, sha(2201), commits=[sha(2001), sha(2101)])
+
+    def group(head: str) -> None:
+        world.fake.set_branch(world.repo, f"gh-readonly-queue/main/pr-21-{head}", head)
+        payload = deliveries.build(
+            "merge_group", "checks_requested", repo=world.repo, installation_id=world.installation
+        )
+        payload["merge_group"].update(
+            {
+                "head_sha": head,
+                "base_sha": world.base,
+                "head_ref": f"refs/heads/gh-readonly-queue/main/pr-21-{head}",
+            }
+        )
+        assert (
+            world.svc.deliver("merge_group", "checks_requested", payload=payload).status_code == 202
+        )
+
+    group(sha(2201))
+    run = world.run(sha(2201), "failure")
+    assert "#21" in run.summary
+    world.fake.add_review(world.repo, 21, user="sec1", commit_id=sha(2101))
+    world.fake.set_compare(world.repo, world.base, sha(2202), commits=[sha(2001), sha(2101)])
+    group(sha(2202))
+    world.run(sha(2202), "success")
+
+
+def test_details_page_escapes_content_verifies_and_writes_nothing(world: World) -> None:
+    evil = "app/auth/<script>alert(1)</script>.py"
+    world.open(22, [PRFile(evil, patch=patch())], head=sha(2201 + 50))
+    run = world.run(sha(2251), "action_required")
+    world.settle()
+    depth_before = world.svc.call(lambda s: s.audit.size())
+    page = httpx.get(run.details_url.replace("http://merge-gate.test", world.svc.url))
+    assert page.status_code == 200
+    assert "<script>alert(1)" not in page.text
+    assert "&lt;script&gt;" in page.text
+    assert "record verifies" in page.text
+    assert world.svc.call(lambda s: s.audit.size()) == depth_before
+    # The check run's text carries the signed record; it verifies against the JWKS.
+    envelope = json.loads(run.text.split("```json\n", 1)[1].split("\n```", 1)[0])
+    jwks = httpx.get(f"{world.svc.url}/.well-known/jwks.json").json()
+    from gate.jwk import parse_jwks
+
+    statement = verify_record(envelope, keys=parse_jwks(jwks), expect_commit=sha(2251))
+    assert statement["predicate"]["conclusion"] == "needs_approval"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"X-GitHub-Event": "pull_request"}, b"{}", 400),  # no delivery id
+        ({"X-GitHub-Delivery": "d"}, b"{}", 400),  # no event
+        ({"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d"}, b"{not json", 400),
+        (
+            {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d2"},
+            b'{"action": "opened"}',
+            400,
+        ),
+        ({"X-GitHub-Event": "star", "X-GitHub-Delivery": "d3"}, b'{"action": "created"}', 202),
+    ],
+)
+def test_malformed_deliveries_get_clear_errors(
+    service: RunningService, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    from tests.fakegithub.deliveries import sign
+
+    response = httpx.post(
+        f"{service.url}/api/github/webhooks",
+        content=body,
+        headers={**headers, "X-Hub-Signature-256": sign(body, SECRET)},
+    )
+    assert response.status_code == status
+    assert response.json()["message"]
+
+
+def test_oversized_body_is_413_before_buffering(service: RunningService) -> None:
+    import socket
+
+    # A declared length over the cap is refused before any of the body is read.
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            b"POST /api/github/webhooks HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: ping\r\n"
+            b"X-GitHub-Delivery: big\r\nContent-Length: 27262976\r\n\r\n" + b"x" * 1024
+        )
+        assert conn.recv(64).startswith(b"HTTP/1.1 413")
+
+    # A chunked body is counted as it streams in.
+    def chunks() -> Iterator[bytes]:
+        for _ in range(27):
+            yield b"x" * (1024 * 1024)
+
+    response = httpx.post(
+        f"{service.url}/api/github/webhooks",
+        content=chunks(),
+        headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "big2"},
+    )
+    assert response.status_code == 413
+
+
+def test_probes_metrics_and_jwks(service: RunningService) -> None:
+    assert httpx.get(f"{service.url}/healthz").status_code == 200
+    assert httpx.get(f"{service.url}/readyz").json()["message"] == "ready"
+    metrics = httpx.get(f"{service.url}/metrics").text
+    assert "merge_gate_deliveries_total" in metrics
+    assert "merge_gate_queue_depth" in metrics
+    jwks = httpx.get(f"{service.url}/.well-known/jwks.json")
+    key = jwks.json()["keys"][0]
+    assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("OKP", "Ed25519", "EdDSA", "sig")
+    assert "max-age" in jwks.headers["cache-control"]
+
+
+def test_settings_refuse_to_start_naming_the_variable(
+    fake_github_server: FakeGitHub, tmp_path: Path
+) -> None:
+    from webhooks.settings import SettingsError, load
+
+    env = settings_env(fake_github_server, tmp_path)
+    for name, value, message in [
+        ("GATE_WEBHOOK_SECRET", "", "GATE_WEBHOOK_SECRET: is required"),
+        ("GATE_WEBHOOK_SECRET", "short", "GATE_WEBHOOK_SECRET: must be at least 16"),
+        ("GATE_APP_ID", "abc", "GATE_APP_ID"),
+        ("GATE_PRIVATE_KEY", "not a key", "GATE_PRIVATE_KEY: not a PEM private key"),
+    ]:
+        with pytest.raises(SettingsError, match=message):
+            load({**env, name: value})
+    settings = load(env)
+    assert SECRET not in repr(settings)
+    assert "PRIVATE KEY" not in repr(settings)

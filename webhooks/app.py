@@ -1,0 +1,178 @@
+"""The HTTP surface: webhook receiver, probes, metrics, JWKS, decision pages.
+
+The receiver answers fast and durably: the signature is checked over the raw
+body before anything is parsed, and 202 means the delivery is in the store.
+https://docs.github.com/webhooks/using-webhooks/best-practices-for-using-webhooks
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from webhooks import audit_http, events, pages, signature
+from webhooks.metrics import CONTENT_TYPE
+from webhooks.service import Service
+from webhooks.store import Delivery, StoreUnavailable
+
+log = logging.getLogger("merge_gate.receiver")
+
+#: GitHub caps webhook payloads at 25 MB.
+MAX_BODY = 25 * 1024 * 1024
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request) -> bytes:
+    """The raw body, refusing early (without buffering it all) when over ``MAX_BODY``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _answer(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"message": message, **extra}, status_code=status)
+
+
+def create_app(service: Service) -> Starlette:
+    secret = service.settings.webhook_secret.get_secret_value()
+    metrics = service.metrics
+
+    async def webhook(request: Request) -> Response:
+        try:
+            body = await _read_body(request)
+        except TooLarge:
+            metrics.deliveries.labels(event="unknown", result="too_large").inc()
+            return _answer(413, "payload over 25 MiB")
+        event = request.headers.get("x-github-event", "")
+        delivery_id = request.headers.get("x-github-delivery", "")
+        if not signature.valid(
+            body=body, header=request.headers.get("x-hub-signature-256"), secret=secret
+        ):
+            source = request.client.host if request.client else "unknown"
+            metrics.deliveries.labels(event=event[:40] or "unknown", result="bad_signature").inc()
+            log.warning(
+                "delivery rejected: bad signature",
+                extra={"delivery": delivery_id[:80], "event": event[:40]},
+            )
+            try:
+                await service.audit.append(
+                    "delivery_rejected",
+                    {
+                        "reason": "bad signature",
+                        "source": source,
+                        "delivery_id": delivery_id[:80],
+                        "event": event[:40],
+                    },
+                    time=service.clock(),
+                )
+            except Exception:
+                log.exception("could not log the rejected delivery")
+            return _answer(401, "signature missing or invalid")
+        if not event or not delivery_id:
+            metrics.deliveries.labels(event=event[:40] or "unknown", result="bad_request").inc()
+            return _answer(400, "X-GitHub-Event and X-GitHub-Delivery are required")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            metrics.deliveries.labels(event=event, result="bad_request").inc()
+            return _answer(400, "body is not JSON")
+        if not isinstance(payload, dict):
+            return _answer(400, "body is not a JSON object")
+        action = payload.get("action") if isinstance(payload.get("action"), str) else None
+        context = {"delivery": delivery_id, "event": event, "action": action}
+        if not events.handled(event, action):
+            metrics.deliveries.labels(event=event[:40], result="ignored").inc()
+            log.info("delivery ignored", extra=context)
+            return _answer(202, "ignored: merge-gate does not act on this event")
+        try:
+            route = events.route(event, payload)
+        except (events.MalformedPayload, ValueError, TypeError) as error:
+            metrics.deliveries.labels(event=event, result="bad_request").inc()
+            return _answer(400, f"malformed {event} payload: {error}")
+        delivery = Delivery(
+            id=delivery_id,
+            event=event,
+            action=action,
+            key=route.key,
+            body=body,
+            received_at=service.wall(),
+        )
+        try:
+            fresh = await service.store.accept(delivery)
+        except StoreUnavailable as error:
+            metrics.deliveries.labels(event=event, result="unavailable").inc()
+            log.error("store unavailable: delivery refused", extra={**context, "error": str(error)})
+            return _answer(
+                503, "cannot record the delivery right now; GitHub marks it failed for redelivery"
+            )
+        if not fresh:
+            metrics.deliveries.labels(event=event, result="duplicate").inc()
+            return _answer(200, "duplicate delivery: already accepted")
+        metrics.deliveries.labels(event=event, result="accepted").inc()
+        log.info("delivery accepted", extra={**context, "key": route.key, "repo": route.repo})
+        return _answer(202, "accepted", key=route.key)
+
+    async def healthz(request: Request) -> Response:
+        return _answer(200, "ok")
+
+    async def readyz(request: Request) -> Response:
+        problems = []
+        try:
+            await service.store.ping()
+        except StoreUnavailable as error:
+            problems.append(f"store: {error}")
+        if problems:
+            return _answer(503, "not ready", problems=problems)
+        return _answer(200, "ready")
+
+    async def metrics_endpoint(request: Request) -> Response:
+        try:
+            metrics.queue_depth.set(await service.store.depth())
+            metrics.queue_lag.set(await service.store.lag(now=service.wall()))
+        except StoreUnavailable:
+            pass
+        if service.gh.stats.rate_limit_remaining is not None:
+            metrics.rate_limit_remaining.set(service.gh.stats.rate_limit_remaining)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(
+            service.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"}
+        )
+
+    async def decision_page(request: Request) -> Response:
+        decision_id = request.path_params["decision_id"]
+        stored = await service.store.get("decision", decision_id) if decision_id.isalnum() else None
+        if stored is None:
+            return HTMLResponse(pages.not_found(decision_id), status_code=404)
+        return HTMLResponse(
+            pages.decision_page(json.loads(stored), keys=service.keyring.verification_keys())
+        )
+
+    routes = [
+        Route("/api/github/webhooks", webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route("/decisions/{decision_id}", decision_page, methods=["GET"]),
+    ]
+    routes += audit_http.routes(service)
+    return Starlette(routes=routes)

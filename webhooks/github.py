@@ -1,0 +1,274 @@
+"""The GitHub adapter: githubkit underneath, one narrow seam above.
+
+- App JWT and installation tokens come from githubkit's App auth, which caches
+  them until shortly before they expire; a 401 drops the installation's client
+  (and its cached token) and retries once.
+- 5xx and rate limits (secondary: ``Retry-After``; primary: ``x-ratelimit-reset``)
+  are retried inside a request while the wait is at most ``MAX_WAIT`` seconds;
+  a longer wait raises ``Backoff`` so the job goes back to the queue instead of
+  holding a worker. https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
+- ETag revalidation comes from githubkit's HTTP cache (304s do not count against
+  the rate limit).
+- REST only; responses are returned as JSON for the edge to translate once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
+from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed
+from githubkit.typing import RetryOption
+
+log = logging.getLogger("merge_gate.github")
+
+MAX_WAIT = 10.0
+MAX_RETRIES = 3
+API_VERSION = "2022-11-28"
+
+
+class GitHubError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(f"GitHub answered {status}: {message}")
+
+
+class NotFound(GitHubError):
+    pass
+
+
+class Backoff(Exception):
+    """GitHub asked us to wait longer than a worker should block; retry the job later."""
+
+    def __init__(self, retry_in: float, reason: str) -> None:
+        self.retry_in = retry_in
+        super().__init__(f"{reason}; retry in {retry_in:.0f}s")
+
+
+def retry_decision(exc: GitHubException, count: int) -> RetryOption:
+    """Retry briefly inside the request; anything longer becomes a ``Backoff``."""
+    if count >= MAX_RETRIES:
+        return RetryOption(False)
+    if isinstance(exc, RateLimitExceeded):
+        wait = exc.retry_after.total_seconds()
+        return RetryOption(wait <= MAX_WAIT, timedelta(seconds=wait))
+    if isinstance(exc, RequestFailed) and exc.response.status_code >= 500:
+        return RetryOption(True, timedelta(seconds=min(0.2 * 2**count, MAX_WAIT)))
+    return RetryOption(False)
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: httpx.Headers
+    data: Any
+
+
+@dataclass
+class CallStats:
+    """Counters the metrics endpoint and the benchmarks read."""
+
+    calls: int = 0
+    by_route: dict[str, int] = field(default_factory=dict)
+    rate_limit_remaining: int | None = None
+
+
+class GitHubApp:
+    """Requests as the App (JWT) or as one of its installations (token)."""
+
+    def __init__(
+        self,
+        *,
+        app_id: int,
+        private_key: str,
+        base_url: str,
+        timeout: float = 10.0,
+        on_call: Callable[[str, str, int], None] | None = None,
+    ) -> None:
+        self.app_id = app_id
+        self._key = private_key
+        self._base_url = base_url.rstrip("/") + "/"
+        self._timeout = timeout
+        self._clients: dict[int | None, GitHub[Any]] = {}
+        self._warm: set[int | None] = set()
+        self._locks: dict[int | None, asyncio.Lock] = {}
+        self._on_call = on_call
+        self.stats = CallStats()
+
+    def _client(self, installation_id: int | None) -> GitHub[Any]:
+        client = self._clients.get(installation_id)
+        if client is None:
+            auth: AppAuthStrategy | AppInstallationAuthStrategy
+            if installation_id is None:
+                auth = AppAuthStrategy(self.app_id, self._key)
+            else:
+                auth = AppInstallationAuthStrategy(self.app_id, self._key, installation_id)
+            client = GitHub(
+                auth,
+                base_url=self._base_url,
+                timeout=self._timeout,
+                auto_retry=retry_decision,
+                http_cache=True,
+                user_agent="merge-gate",
+            )
+            self._clients[installation_id] = client
+        return client
+
+    def forget(self, installation_id: int | None = None) -> None:
+        """Drop cached clients and tokens (installation changed, or a 401)."""
+        if installation_id is None:
+            self._clients.clear()
+            self._warm.clear()
+        else:
+            self._clients.pop(installation_id, None)
+            self._warm.discard(installation_id)
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        installation_id: int | None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        route: str = "",
+    ) -> Answer:
+        """One REST call; ``installation_id=None`` authenticates as the App (JWT)."""
+        if installation_id not in self._warm:
+            # The first call fetches the token; concurrent first calls would each
+            # fetch one, so they wait for it.
+            lock = self._locks.setdefault(installation_id, asyncio.Lock())
+            async with lock:
+                if installation_id not in self._warm:
+                    answer = await self._call(method, url, installation_id, params, json, route)
+                    self._warm.add(installation_id)
+                    return answer
+        return await self._call(method, url, installation_id, params, json, route)
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        installation_id: int | None,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        route: str,
+    ) -> Answer:
+        for attempt in (1, 2):
+            client = self._client(installation_id)
+            try:
+                response = await client.arequest(
+                    method,
+                    url,
+                    params=dict(params) if params else None,
+                    json=json,
+                    headers={
+                        "X-GitHub-Api-Version": API_VERSION,
+                        "Accept": "application/vnd.github+json",
+                    },
+                )
+            except RateLimitExceeded as error:
+                self._count(
+                    method, route or url, error.response.status_code, error.response.headers
+                )
+                raise Backoff(
+                    error.retry_after.total_seconds() or 60.0, "GitHub rate limit"
+                ) from None
+            except RequestFailed as error:
+                status = error.response.status_code
+                self._count(method, route or url, status, error.response.headers)
+                if status == 401 and attempt == 1:
+                    self.forget(installation_id)
+                    continue
+                if status >= 500:
+                    raise Backoff(30.0, f"GitHub {status} after retries") from None
+                message = _message(error.response.raw_response)
+                if status == 404:
+                    raise NotFound(status, message) from None
+                raise GitHubError(status, message) from None
+            except RequestError as error:
+                raise Backoff(10.0, f"cannot reach GitHub: {error}") from None
+            self._count(method, route or url, response.status_code, response.headers)
+            data = response.raw_response.json() if response.content else None
+            return Answer(status=response.status_code, headers=response.headers, data=data)
+        raise GitHubError(401, "unauthorized after refreshing the installation token")
+
+    def _count(self, method: str, route: str, status: int, headers: httpx.Headers) -> None:
+        self.stats.calls += 1
+        key = f"{method} {route}"
+        self.stats.by_route[key] = self.stats.by_route.get(key, 0) + 1
+        remaining = headers.get("x-ratelimit-remaining")
+        if remaining is not None and remaining.isdigit():
+            self.stats.rate_limit_remaining = int(remaining)
+        if self._on_call:
+            self._on_call(method, route, status)
+
+    async def paginate(
+        self,
+        url: str,
+        *,
+        installation_id: int | None,
+        params: Mapping[str, Any] | None = None,
+        max_pages: int = 30,
+        route: str = "",
+        items_key: str | None = None,
+    ) -> list[Any]:
+        """Every item of a paged list: page 1, then the rest concurrently via Link rel=last."""
+        query = {"per_page": 100, **(params or {})}
+        first = await self.call(
+            "GET", url, installation_id=installation_id, params=query, route=route
+        )
+        items = list(_items(first.data, items_key))
+        last = _last_page(first.headers.get("link", ""))
+        if last is None or last <= 1:
+            return items
+        pages = range(2, min(last, max_pages) + 1)
+        answers = await asyncio.gather(
+            *(
+                self.call(
+                    "GET",
+                    url,
+                    installation_id=installation_id,
+                    params={**query, "page": p},
+                    route=route,
+                )
+                for p in pages
+            )
+        )
+        for answer in answers:
+            items.extend(_items(answer.data, items_key))
+        return items
+
+    async def close(self) -> None:
+        self._clients.clear()
+
+
+def _items(data: Any, key: str | None) -> list[Any]:
+    if key is not None:
+        return list(data.get(key, [])) if isinstance(data, Mapping) else []
+    return list(data) if isinstance(data, list) else []
+
+
+def _last_page(link: str) -> int | None:
+    """The page number of rel="last" in an RFC 8288 Link header."""
+    for part in link.split(","):
+        if 'rel="last"' in part:
+            url = part.split(";")[0].strip().strip("<>")
+            query = httpx.URL(url).params
+            page = query.get("page")
+            return int(page) if page and page.isdigit() else None
+    return None
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(data.get("message", ""))[:500] if isinstance(data, Mapping) else str(data)[:200]

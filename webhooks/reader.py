@@ -1,0 +1,325 @@
+"""Reading a pull request from GitHub into the engine's types, once, at the edge.
+
+- https://docs.github.com/rest/pulls/pulls#get-a-pull-request
+- https://docs.github.com/rest/pulls/pulls#list-pull-requests-files (at most 3000 files)
+- https://docs.github.com/rest/pulls/reviews#list-reviews-for-a-pull-request
+- https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-request
+- https://docs.github.com/rest/repos/contents#get-repository-content
+
+Policy and CODEOWNERS are read from the base sha, never from the head: an agent
+cannot loosen the rules in its own pull request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gate.codeowners import LOCATIONS, CodeOwners
+from gate.model import (
+    GITHUB_FILE_LIMIT,
+    ChangedFile,
+    CoAuthor,
+    FileStatus,
+    PullSnapshot,
+    Review,
+    ReviewState,
+    Teams,
+    UserType,
+)
+from gate.policy import POLICY_PATH
+from webhooks.github import GitHubApp, NotFound
+
+MAX_BLOB = 1024 * 1024
+_STATUS = {"changed": FileStatus.MODIFIED, "unchanged": FileStatus.MODIFIED}
+
+
+def _user_type(node: Mapping[str, Any] | None) -> UserType:
+    kind = (node or {}).get("type", "User")
+    return UserType(kind) if kind in UserType._value2member_map_ else UserType.USER
+
+
+def file_from_json(item: Mapping[str, Any]) -> ChangedFile:
+    raw = str(item.get("status", "modified"))
+    status = _STATUS.get(raw) or FileStatus(raw)
+    return ChangedFile(
+        path=str(item["filename"]),
+        status=status,
+        previous_path=item.get("previous_filename"),
+        patch=item.get("patch"),
+        additions=int(item.get("additions", 0)),
+        deletions=int(item.get("deletions", 0)),
+    )
+
+
+def review_from_json(item: Mapping[str, Any]) -> Review | None:
+    user = item.get("user") or {}
+    state = str(item.get("state", ""))
+    if not user.get("login") or state not in ReviewState._value2member_map_:
+        return None
+    return Review(
+        id=int(item["id"]),
+        user=str(user["login"]),
+        user_type=_user_type(user),
+        state=ReviewState(state),
+        commit_id=str(item.get("commit_id") or ""),
+        submitted_at=str(item.get("submitted_at") or ""),
+        author_association=str(item.get("author_association", "NONE")),
+    )
+
+
+def co_authors_of(message: str) -> list[CoAuthor]:
+    """``Co-authored-by: Name <email>`` trailers, parsed without regular expressions."""
+    found: list[CoAuthor] = []
+    for line in message.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep or key.strip().lower() != "co-authored-by":
+            continue
+        name, lt, rest = value.partition("<")
+        if lt and ">" in rest:
+            found.append(CoAuthor(name=name.strip(), email=rest.split(">", 1)[0].strip()))
+    return found
+
+
+def commit_facts(
+    commits: Iterable[Mapping[str, Any]],
+) -> tuple[frozenset[str], frozenset[str], tuple[CoAuthor, ...]]:
+    """(commit author logins, users who pushed, co-author trailers).
+
+    GitHub has no API naming who pushed; the committers of the PR's commits stand
+    in for them (``web-flow`` is GitHub itself committing a web edit or merge).
+    """
+    authors: set[str] = set()
+    pushers: set[str] = set()
+    co: list[CoAuthor] = []
+    for commit in commits:
+        author = (commit.get("author") or {}).get("login")
+        committer = (commit.get("committer") or {}).get("login")
+        if author:
+            authors.add(str(author))
+        if committer and committer != "web-flow":
+            pushers.add(str(committer))
+        co.extend(co_authors_of(str((commit.get("commit") or {}).get("message", ""))))
+    return frozenset(authors), frozenset(pushers), tuple(dict.fromkeys(co))
+
+
+@dataclass(frozen=True, slots=True)
+class PullRead:
+    raw: Mapping[str, Any]
+    snapshot: PullSnapshot
+    state: str
+    merged: bool
+
+
+async def read_pull(gh: GitHubApp, *, installation_id: int, repo: str, number: int) -> PullRead:
+    """The pull request's current state: pull, files, reviews and commits read concurrently."""
+    base = f"/repos/{repo}/pulls/{number}"
+    pull_answer, files, reviews, commits = await asyncio.gather(
+        gh.call("GET", base, installation_id=installation_id, route="GET /pulls/{n}"),
+        gh.paginate(f"{base}/files", installation_id=installation_id, route="/pulls/{n}/files"),
+        gh.paginate(f"{base}/reviews", installation_id=installation_id, route="/pulls/{n}/reviews"),
+        gh.paginate(
+            f"{base}/commits",
+            installation_id=installation_id,
+            route="/pulls/{n}/commits",
+            max_pages=3,
+        ),
+    )
+    pull: Mapping[str, Any] = pull_answer.data
+    listed = [file_from_json(item) for item in files]
+    changed_files = int(pull.get("changed_files", len(listed)))
+    complete = len(listed) >= changed_files and len(listed) <= GITHUB_FILE_LIMIT
+    authors, pushers, co = commit_facts(commits)
+    user = pull.get("user") or {}
+    snapshot = PullSnapshot(
+        repo=repo,
+        number=number,
+        author=str(user.get("login", "")),
+        author_type=_user_type(user),
+        head_sha=str(pull["head"]["sha"]),
+        base_ref=str(pull["base"]["ref"]),
+        base_sha=str(pull["base"]["sha"]),
+        files=tuple(listed),
+        files_complete=complete,
+        reviews=tuple(r for r in map(review_from_json, reviews) if r is not None),
+        labels=frozenset(str(label.get("name")) for label in pull.get("labels", [])),
+        commit_authors=authors,
+        co_authors=co,
+        pushers=pushers,
+        requested_users=frozenset(
+            str(u["login"]) for u in pull.get("requested_reviewers", []) if "login" in u
+        ),
+        requested_teams=frozenset(
+            str(t["slug"]) for t in pull.get("requested_teams", []) if "slug" in t
+        ),
+        draft=bool(pull.get("draft", False)),
+    )
+    return PullRead(
+        raw=pull,
+        snapshot=snapshot,
+        state=str(pull.get("state", "open")),
+        merged=bool(pull.get("merged")),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    policy_text: str | None
+    policy_blob: str
+    codeowners: CodeOwners
+    codeowners_blob: str
+
+
+class ConfigReader:
+    """Policy and CODEOWNERS at a base sha, cached by (repo, sha) and by blob sha."""
+
+    def __init__(self, gh: GitHubApp, *, size: int = 512) -> None:
+        self._gh = gh
+        self._by_sha: OrderedDict[tuple[str, str], Config] = OrderedDict()
+        self._blobs: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    async def read(self, *, installation_id: int, repo: str, sha: str) -> Config:
+        key = (repo, sha)
+        if key in self._by_sha:
+            self._by_sha.move_to_end(key)
+            return self._by_sha[key]
+        # One directory listing names the files and their blob shas; unchanged
+        # blobs are not fetched again.
+        listing = await self._listing(
+            installation_id=installation_id, repo=repo, sha=sha, directory=".github"
+        )
+        policy_blob = listing.get(POLICY_PATH)
+        policy_text = await self._blob(installation_id, repo, policy_blob) if policy_blob else None
+        codeowners = CodeOwners.empty()
+        codeowners_blob = ""
+        for location in LOCATIONS:
+            directory = location.rpartition("/")[0]
+            names = (
+                listing
+                if directory == ".github"
+                else await self._listing(
+                    installation_id=installation_id, repo=repo, sha=sha, directory=directory
+                )
+            )
+            blob = names.get(location)
+            if blob:
+                codeowners = CodeOwners.parse(
+                    await self._blob(installation_id, repo, blob), path=location
+                )
+                codeowners_blob = blob
+                break
+        config = Config(policy_text, policy_blob or "", codeowners, codeowners_blob)
+        self._by_sha[key] = config
+        if len(self._by_sha) > self._size:
+            self._by_sha.popitem(last=False)
+        return config
+
+    async def _listing(
+        self, *, installation_id: int, repo: str, sha: str, directory: str
+    ) -> dict[str, str]:
+        url = f"/repos/{repo}/contents/{directory}" if directory else f"/repos/{repo}/contents/"
+        try:
+            answer = await self._gh.call(
+                "GET",
+                url,
+                installation_id=installation_id,
+                params={"ref": sha},
+                route="GET /contents",
+            )
+        except NotFound:
+            return {}
+        if not isinstance(answer.data, list):
+            return {}
+        return {str(i["path"]): str(i["sha"]) for i in answer.data if i.get("type") == "file"}
+
+    async def _blob(self, installation_id: int, repo: str, blob: str) -> str:
+        if blob in self._blobs:
+            return self._blobs[blob]
+        answer = await self._gh.call(
+            "GET",
+            f"/repos/{repo}/git/blobs/{blob}",
+            installation_id=installation_id,
+            route="GET /git/blobs",
+        )
+        text = base64.b64decode(answer.data.get("content", "")).decode("utf-8", "replace")
+        self._blobs[blob] = text
+        if len(self._blobs) > self._size:
+            self._blobs.popitem(last=False)
+        return text
+
+    def forget(self) -> None:
+        self._by_sha.clear()
+
+
+class TeamReader:
+    """Team members, cached for ``ttl`` seconds and dropped on membership events."""
+
+    def __init__(self, gh: GitHubApp, *, ttl: float = 300.0) -> None:
+        self._gh = gh
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def read(self, *, installation_id: int, teams: Iterable[str]) -> Teams:
+        now = time.monotonic()
+        wanted = sorted(set(teams))
+        missing = [t for t in wanted if t not in self._cache or now - self._cache[t][0] > self._ttl]
+        results = await asyncio.gather(*(self._members(installation_id, team) for team in missing))
+        for team, members in zip(missing, results, strict=True):
+            self._cache[team] = (now, members)
+        return Teams.of({team: self._cache[team][1] for team in wanted})
+
+    async def _members(self, installation_id: int, team: str) -> frozenset[str]:
+        org, _, slug = team.partition("/")
+        try:
+            items = await self._gh.paginate(
+                f"/orgs/{org}/teams/{slug}/members",
+                installation_id=installation_id,
+                route="/teams/members",
+            )
+        except NotFound:
+            return frozenset()
+        return frozenset(str(item["login"]).lower() for item in items if "login" in item)
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+async def read_contents(
+    gh: GitHubApp,
+    *,
+    installation_id: int,
+    repo: str,
+    wanted: Iterable[tuple[str, str]],
+    base_sha: str,
+    head_sha: str,
+) -> tuple[dict[tuple[str, str], str | None], frozenset[tuple[str, str]]]:
+    """Texts the detectors asked for; files over 1 MB are marked too large, not read."""
+
+    async def one(side: str, path: str) -> tuple[tuple[str, str], str | None, bool]:
+        ref = base_sha if side == "base" else head_sha
+        try:
+            answer = await gh.call(
+                "GET",
+                f"/repos/{repo}/contents/{path}",
+                installation_id=installation_id,
+                params={"ref": ref},
+                route="GET /contents",
+            )
+        except NotFound:
+            return (side, path), None, False
+        data = answer.data if isinstance(answer.data, Mapping) else {}
+        if int(data.get("size", 0)) > MAX_BLOB or data.get("encoding") != "base64":
+            return (side, path), None, True
+        text = base64.b64decode(data.get("content", "")).decode("utf-8", "replace")
+        return (side, path), text, False
+
+    results = await asyncio.gather(*(one(side, path) for side, path in sorted(set(wanted))))
+    texts = {key: text for key, text, _large in results}
+    large = frozenset(key for key, _text, too_large in results if too_large)
+    return texts, large

@@ -1,0 +1,75 @@
+"""Everything the receiver and the workers share, wired once from settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from gate.detectors import builtin
+from gate.detectors.base import Detector
+from webhooks.audit_store import AuditLog, default_origin, open_audit_log
+from webhooks.github import GitHubApp
+from webhooks.keys import KeyRing, load_keyring
+from webhooks.metrics import Metrics
+from webhooks.reader import ConfigReader, TeamReader
+from webhooks.settings import Settings
+from webhooks.store import Store, open_store
+from webhooks.supplychain import ScanUrls
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: Store
+    gh: GitHubApp
+    keyring: KeyRing
+    audit: AuditLog
+    metrics: Metrics
+    configs: ConfigReader
+    teams: TeamReader
+    detectors: dict[str, Detector]
+    scan_urls: ScanUrls = field(default_factory=ScanUrls)
+    clock: Callable[[], datetime] = utcnow
+    wall: Callable[[], float] = time.time
+
+    async def close(self) -> None:
+        await self.audit.close(self.clock())
+        await self.store.close()
+        await self.gh.close()
+
+
+async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Service:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics()
+    gh = GitHubApp(
+        app_id=settings.app_id,
+        private_key=settings.app_key_pem(),
+        base_url=settings.github_api_url,
+        on_call=metrics.github_call,
+    )
+    keyring = load_keyring(data_dir=settings.data_dir, key_file=settings.signing_key_file)
+    store = await open_store(data_dir=settings.data_dir, redis_url=settings.redis)
+    audit = await open_audit_log(
+        data_dir=settings.data_dir,
+        keyring=keyring,
+        origin=default_origin(app_id=settings.app_id),
+        redis_url=settings.redis,
+    )
+    return Service(
+        settings=settings,
+        store=store,
+        gh=gh,
+        keyring=keyring,
+        audit=audit,
+        metrics=metrics,
+        configs=ConfigReader(gh),
+        teams=TeamReader(gh),
+        detectors=builtin(),
+        scan_urls=scan_urls or ScanUrls(),
+    )

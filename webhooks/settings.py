@@ -1,0 +1,120 @@
+"""Service settings, read once from a mapping (the environment in production).
+
+Secrets are ``SecretStr``: they never appear in reprs or logs. The service
+refuses to start, naming the variable, when the webhook secret, the App id or
+the App key is missing or malformed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_API_URL = "https://api.github.com"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATE_", extra="ignore", frozen=True)
+
+    app_id: int = Field(gt=0)
+    private_key: SecretStr | None = None
+    private_key_file: Path | None = None
+    webhook_secret: SecretStr
+    github_api_url: str = DEFAULT_API_URL
+    public_url: str = "http://localhost:8080"
+    data_dir: Path = Path(".gate")
+    redis_url: SecretStr | None = None
+    signing_key_file: Path | None = None
+    workers: int = Field(4, ge=1, le=64)
+    max_attempts: int = Field(5, ge=1, le=100)
+    lease_seconds: float = Field(60.0, gt=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the mapping handed to load(): the process environment is read by the
+        # caller, once, so tests and replicas see exactly what they pass.
+        return (init_settings,)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("github_api_url", "public_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _key(self) -> Settings:
+        if self.private_key is None and self.private_key_file is None:
+            raise ValueError("GATE_PRIVATE_KEY_FILE or GATE_PRIVATE_KEY is required")
+        return self
+
+    def app_key_pem(self) -> str:
+        """The App's private key (PEM), checked to be an RSA key."""
+        if self.private_key is not None:
+            pem, name = self.private_key.get_secret_value(), "GATE_PRIVATE_KEY"
+        else:
+            assert self.private_key_file is not None
+            name = "GATE_PRIVATE_KEY_FILE"
+            try:
+                pem = self.private_key_file.read_text()
+            except OSError as error:
+                raise SettingsError(
+                    f"{name}: cannot read {self.private_key_file}: {error.strerror}"
+                ) from None
+        try:
+            key = load_pem_private_key(pem.encode(), password=None)
+        except (ValueError, TypeError):
+            raise SettingsError(f"{name}: not a PEM private key") from None
+        if not isinstance(key, RSAPrivateKey):
+            raise SettingsError(f"{name}: a GitHub App key is an RSA key")
+        return pem
+
+    @property
+    def redis(self) -> str | None:
+        return self.redis_url.get_secret_value() if self.redis_url else None
+
+
+def load(environ: Mapping[str, str]) -> Settings:
+    """Settings from ``environ``; raises ``SettingsError`` naming each bad variable."""
+    values = {
+        k[len("GATE_") :].lower(): v
+        for k, v in environ.items()
+        if k.startswith("GATE_") and v != ""
+    }
+    try:
+        settings = Settings.model_validate(values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            field = ".".join(str(p) for p in item["loc"])
+            name = f"GATE_{field.upper()}" if field else "settings"
+            message = str(item["msg"]).removeprefix("Value error, ")
+            if item["type"] == "missing":
+                message = "is required"
+            problems.append(f"{name}: {message}")
+        raise SettingsError("; ".join(problems)) from None
+    settings.app_key_pem()
+    return settings
