@@ -19,7 +19,8 @@ alone cannot: a truncated tail, or a rewrite that recomputed every later ``prev`
 Evaluation entries carry at least ``repo``, ``pr``, ``head_sha``, ``author``, ``agent``
 (bool), ``conclusion``, ``files`` ([{"path", "tier"}]), ``approvers``, ``record_digest``
 and ``delivery_id``. When a PR closes merged the service appends a ``merged`` entry with
-``repo``, ``pr``, ``head_sha``, ``author``, ``agent``, ``merged`` (true) and ``merged_by``.
+``repo``, ``pr``, ``head_sha``, ``author``, ``merged`` (true) and ``merged_by`` (``agent``
+is optional: the join takes it from the evaluation); a PR closed unmerged gets ``closed``.
 The audit query joins each ``merged`` entry to the last evaluation of that PR (of the
 same head if there is one) before it, so "every PR an agent merged in the last 7 days,
 with files, tiers and approvers" is ``AuditQuery(agent=ANY_AGENT, conclusion="merged",
@@ -52,6 +53,7 @@ KINDS = frozenset(
         "key_rotated",
         "dead_letter",
         "merged",
+        "closed",
     }
 )
 RESERVED = frozenset({"seq", "time", "kind", "prev"})

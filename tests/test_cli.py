@@ -13,15 +13,24 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def gate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gate", *args], capture_output=True, text=True,
-                          cwd=cwd, check=False, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gate", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("sample") / "repo"
-    subprocess.run(["bash", str(ROOT / "examples/make-sample-repo.sh"), str(repo)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["bash", str(ROOT / "examples/make-sample-repo.sh"), str(repo)],
+        check=True,
+        capture_output=True,
+    )
     return repo
 
 
@@ -35,15 +44,35 @@ def test_sample_agent_branch_is_blocked_and_explained(sample: Path) -> None:
 
 
 def test_human_author_with_agent_commits_is_governed(sample: Path) -> None:
-    done = gate("check", "--repo", str(sample), "--base", "main", "--head", "agent/change",
-                "--author", "alice")
+    done = gate(
+        "check",
+        "--repo",
+        str(sample),
+        "--base",
+        "main",
+        "--head",
+        "agent/change",
+        "--author",
+        "alice",
+    )
     assert done.returncode == 1
     assert "commits authored by agent @devin-ai-integration[bot]" in done.stdout
 
 
 def test_json_output_is_canonical_and_complete(sample: Path) -> None:
-    done = gate("check", "--repo", str(sample), "--base", "main", "--head", "agent/change",
-                "--author", "devin-ai-integration[bot]", "--format", "json")
+    done = gate(
+        "check",
+        "--repo",
+        str(sample),
+        "--base",
+        "main",
+        "--head",
+        "agent/change",
+        "--author",
+        "devin-ai-integration[bot]",
+        "--format",
+        "json",
+    )
     assert done.returncode == 1
     decision = json.loads(done.stdout)
     tiers = {f["path"]: f["tier"] for f in decision["files"]}
@@ -54,14 +83,32 @@ def test_json_output_is_canonical_and_complete(sample: Path) -> None:
         "migrations/0002_last_login.sql": "migrations",
     }
     assert decision["outcome"] == "needs_approval"
-    assert done.stdout.encode().rstrip(b"\n") == json.dumps(
-        decision, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (
+        done.stdout.encode().rstrip(b"\n")
+        == json.dumps(decision, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
 
 
 def test_approvals_by_owners_let_it_pass_except_the_rollout(sample: Path) -> None:
-    done = gate("check", "--repo", str(sample), "--base", "main", "--head", "agent/change",
-                "--team", "acme/security=alice", "--team", "acme/dba=bob",
-                "--approved-by", "alice", "--approved-by", "bob", "--format", "json")
+    done = gate(
+        "check",
+        "--repo",
+        str(sample),
+        "--base",
+        "main",
+        "--head",
+        "agent/change",
+        "--team",
+        "acme/security=alice",
+        "--team",
+        "acme/dba=bob",
+        "--approved-by",
+        "alice",
+        "--approved-by",
+        "bob",
+        "--format",
+        "json",
+    )
     decision = json.loads(done.stdout)
     assert [r["kind"] for r in decision["requirements"] if not r["satisfied"]] == ["staged_rollout"]
     assert done.returncode == 1
@@ -69,15 +116,37 @@ def test_approvals_by_owners_let_it_pass_except_the_rollout(sample: Path) -> Non
 
 def test_policy_comes_from_the_base_ref(sample: Path, tmp_path: Path) -> None:
     # The agent branch loosens the policy; the base branch's policy still applies.
-    subprocess.run(["git", "-C", str(sample), "checkout", "-q", "-b", "agent/loosen", "agent/change"], check=True)
+    subprocess.run(
+        ["git", "-C", str(sample), "checkout", "-q", "-b", "agent/loosen", "agent/change"],
+        check=True,
+    )
     (sample / ".github/merge-gate.yml").write_text(
         "version: 1\ntiers: [{name: low, paths: ['**'], require: {approvals: 0}}]\n"
-        "default_tier: low\nunseen_content_tier: low\nscope: {deny: []}\n")
-    subprocess.run(["git", "-C", str(sample), "commit", "-q", "-am", "loosen"], check=True,
-                   env={"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
-                        "GIT_COMMITTER_EMAIL": "a@b", "HOME": str(tmp_path)})
+        "default_tier: low\nunseen_content_tier: low\nscope: {deny: []}\n"
+    )
+    subprocess.run(
+        ["git", "-C", str(sample), "commit", "-q", "-am", "loosen"],
+        check=True,
+        env={
+            "GIT_AUTHOR_NAME": "a",
+            "GIT_AUTHOR_EMAIL": "a@b",
+            "GIT_COMMITTER_NAME": "a",
+            "GIT_COMMITTER_EMAIL": "a@b",
+            "HOME": str(tmp_path),
+        },
+    )
     subprocess.run(["git", "-C", str(sample), "checkout", "-q", "main"], check=True)
-    done = gate("check", "--repo", str(sample), "--base", "main", "--head", "agent/loosen", "--format", "json")
+    done = gate(
+        "check",
+        "--repo",
+        str(sample),
+        "--base",
+        "main",
+        "--head",
+        "agent/loosen",
+        "--format",
+        "json",
+    )
     decision = json.loads(done.stdout)
     tiers = {f["path"]: f["tier"] for f in decision["files"]}
     assert tiers[".github/merge-gate.yml"] == "governance"
@@ -92,7 +161,9 @@ def test_policy_comes_from_the_base_ref(sample: Path, tmp_path: Path) -> None:
         (["--base", "no-such-ref"], "unknown ref 'no-such-ref'"),
     ],
 )
-def test_usage_errors_exit_2_with_a_clear_message(sample: Path, args: list[str], message: str) -> None:
+def test_usage_errors_exit_2_with_a_clear_message(
+    sample: Path, args: list[str], message: str
+) -> None:
     full = ["check", *args] if "--repo" in args else ["check", "--repo", str(sample), *args]
     done = gate(*full)
     assert done.returncode == 2
@@ -102,8 +173,13 @@ def test_usage_errors_exit_2_with_a_clear_message(sample: Path, args: list[str],
 
 def test_invalid_policy_on_base_is_a_configuration_error(tmp_path: Path) -> None:
     repo = tmp_path / "r"
-    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b", "GIT_COMMITTER_NAME": "a",
-           "GIT_COMMITTER_EMAIL": "a@b", "HOME": str(tmp_path)}
+    env = {
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@b",
+        "HOME": str(tmp_path),
+    }
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     (repo / ".github").mkdir()
     (repo / ".github/merge-gate.yml").write_text("version: 1\ntiers: nope\n")

@@ -24,6 +24,8 @@ OWNERS = """\
 /.github/         @{org}/security
 """
 _orgs = itertools.count(1)
+#: Every GitHub operation the service called during this module, for the manifest test.
+OBSERVED: set[tuple[str, str]] = set()
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,7 @@ def world(fake_github: FakeGitHub, service: RunningService) -> Iterator[World]:
     world = World(fake_github, service)
     yield world
     world.settle()  # nothing of this test may reach the next one
+    OBSERVED.update(tuple(c.operation.split(" ", 1)) for c in fake_github.calls if c.operation)
 
 
 def sha(n: int) -> str:
@@ -564,3 +567,27 @@ def test_settings_refuse_to_start_naming_the_variable(
     settings = load(env)
     assert SECRET not in repr(settings)
     assert "PRIVATE KEY" not in repr(settings)
+
+
+def test_expired_installation_token_is_refreshed_once(world: World) -> None:
+    world.open(23, [PRFile("docs/a.md", patch=patch())], head=sha(2301))
+    world.run(sha(2301), "success")
+    world.fake.expire_tokens()
+    world.fake.push(world.repo, 23, sha(2302), files=[PRFile("docs/b.md", patch=patch())])
+    world.deliver("pull_request", "synchronize", number=23, head_sha=sha(2302))
+    world.run(sha(2302), "success")
+    assert any(c.status == 401 for c in world.fake.calls)
+
+
+def test_manifest_permissions_are_exactly_those_the_calls_need() -> None:
+    """Runs last in this module: derives the permission set from the calls made above."""
+    import yaml
+
+    from webhooks.permissions import OPERATIONS, needed_permissions
+
+    assert len(OBSERVED) >= 10, "the end-to-end tests above must run first"
+    unknown = sorted(op for op in OBSERVED if op not in OPERATIONS)
+    assert unknown == [], f"calls missing from webhooks/permissions.py: {unknown}"
+    manifest = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
+    derived = needed_permissions(sorted(OBSERVED), events=manifest["default_events"])
+    assert derived == manifest["default_permissions"]

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
+from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed
 from githubkit.typing import RetryOption
 
@@ -115,6 +116,9 @@ class GitHubApp:
                 timeout=self._timeout,
                 auto_retry=retry_decision,
                 http_cache=True,
+                # A cache per client: forget() must drop this installation's token;
+                # githubkit's default cache is shared by the whole process.
+                cache_strategy=MemCacheStrategy(),
                 user_agent="merge-gate",
             )
             self._clients[installation_id] = client

@@ -70,9 +70,9 @@ MAX_CANDIDATES = 1000
 #: Bytes of one match from which its secret is extracted (see ``_which``).
 EXTRACT_LIMIT = 1024
 #: Bytes of matches extracted from per file before it is denied as unscannable.
-EXTRACT_BUDGET = 256 * 1024
+EXTRACT_BUDGET = 128 * 1024
 # Bytes of a match shown to the union's start set to pick the member to try first.
-_HEAD = 64
+_HEAD = 256
 #: Characters of a secret whose entropy is measured.
 CHECKED_PREFIX = 256
 #: Findings listed per file; one is enough to deny.
@@ -382,7 +382,7 @@ def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Fin
             which = _which(one, data, start, end)
             if which is None:
                 reason = "a candidate secret too long to inspect"
-                return (*_ordered(findings), _unscannable(path, reason))
+                return (*_ordered(findings), _unscannable(path, reason, line=line_at(start)))
             member, match, span = which
             # Resume at the end of the secret, not of the match: a delimiter the
             # pattern consumed after this token may be the one before the next.
@@ -518,7 +518,9 @@ def _jwt_header_ok(token: str) -> bool:
     if len(header) > 2048:
         return False
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        raw = base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))
+        # Most look-alikes lack the one member RFC 7515 requires; skip parsing them.
+        decoded = json.loads(raw) if b'"alg"' in raw else None
     except (binascii.Error, ValueError):
         return False
     return isinstance(decoded, dict) and decoded.get("alg", "none") not in ("none", "None")
@@ -538,12 +540,12 @@ def _finding(path: str, rule: Rule, secret: str, line: int) -> Finding:
     )
 
 
-def _unscannable(path: str, reason: str) -> Finding:
+def _unscannable(path: str, reason: str, *, line: int | None = None) -> Finding:
     return Finding(
         detector=SecretsDetector.name,
         rule=UNSCANNABLE,
         path=path,
-        line=None,
+        line=line,
         message=f"content not inspected: fail closed ({reason})",
         deny=True,
     )

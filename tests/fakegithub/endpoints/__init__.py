@@ -1,0 +1,7 @@
+"""The fake's REST endpoints; importing this package registers every route."""
+
+from __future__ import annotations
+
+from tests.fakegithub.endpoints import apps, checks, contents, hooks, orgs, pulls, rules
+
+__all__ = ["apps", "checks", "contents", "hooks", "orgs", "pulls", "rules"]

@@ -1,0 +1,1 @@
+"""Loopback stand-ins for GitHub's browser-facing pages (tests only)."""

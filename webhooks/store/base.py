@@ -1,0 +1,145 @@
+"""The durable store/queue seam between the webhook receiver and the workers.
+
+The receiver verifies a delivery, derives its coalescing key and calls
+:meth:`Store.accept`; it answers 202 only once ``accept`` has returned (the
+delivery is durably recorded), 200 for a duplicate delivery id and 503 when
+``accept`` raises :class:`StoreUnavailable`.
+
+Workers :meth:`Store.claim` a *key*, not a delivery: a job carries every
+pending delivery of that key, because the worker evaluates the pull request's
+current state (it re-reads GitHub) and one evaluation answers them all. A burst
+of ``synchronize`` deliveries for one pull request is therefore evaluated once
+or twice, in order, and never by two workers at once (a key has at most one
+live lease).
+
+Semantics shared by both implementations (``tests/test_store_contract.py``
+checks them against each):
+
+- *Ready*: a key is ready when it has pending deliveries, its retry delay (if
+  any) has passed and no live lease holds it. "Oldest ready key" means the key
+  that has been ready the longest (accept order; a key given back by
+  ``complete``/``release`` with deliveries left or by an elapsed retry delay
+  queues again).
+- *Attempts*: ``Job.attempts`` counts earlier claims of this key's work that
+  failed (:meth:`Store.fail`) or whose lease expired. A worker that claims a job
+  with ``attempts >= max_attempts`` (its predecessors kept dying) should call
+  ``fail`` at once to dead-letter it.
+- *Tokens*: each claim issues a fresh lease token. ``complete``/``fail``/
+  ``release`` with a token that is no longer the key's current one (the lease
+  expired and another worker claimed the key) change nothing: the new holder
+  evaluates the pull request again, so no delivery is lost. A token whose lease
+  merely expired, with nobody having claimed since, is still honoured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+#: GitHub never redelivers on its own; people and scripts may redeliver deliveries
+#: up to 3 days old (7 on GitHub Enterprise Server), see
+#: https://docs.github.com/webhooks/testing-and-troubleshooting-webhooks/redelivering-webhooks.
+#: Remembering delivery ids for a week covers both.
+DEDUPE_SECONDS = 7 * 24 * 3600
+
+
+class StoreUnavailable(Exception):
+    """The store cannot record or serve right now (locked, I/O error, Redis down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str  # X-GitHub-Delivery
+    event: str  # X-GitHub-Event
+    action: str | None
+    key: str  # coalescing key, e.g. "pr:org/repo#12", "install:42"
+    body: bytes  # raw JSON body
+    received_at: float  # unix time
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    key: str
+    #: All pending deliveries of this key at claim time, oldest (first accepted) first.
+    deliveries: tuple[Delivery, ...]
+    #: How many times this key's work was claimed and failed/expired before.
+    attempts: int
+    #: Lease token; complete/fail/release/extend must present it.
+    token: str
+
+    @property
+    def delivery_ids(self) -> tuple[str, ...]:
+        return tuple(delivery.id for delivery in self.deliveries)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    key: str
+    delivery_ids: tuple[str, ...]
+    error: str
+    attempts: int
+    at: float
+
+
+class Store(Protocol):
+    async def accept(self, delivery: Delivery) -> bool:
+        """Record ``delivery`` durably under ``delivery.key``.
+
+        True when newly recorded; False when its id was seen in the last
+        :data:`DEDUPE_SECONDS`. Raises :class:`StoreUnavailable` when it cannot record.
+        """
+        ...
+
+    async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
+        """Lease the oldest ready key; None when nothing is ready."""
+        ...
+
+    async def complete(self, job: Job) -> None:
+        """Drop exactly ``job.deliveries``; later deliveries of the key stay queued."""
+        ...
+
+    async def fail(
+        self, job: Job, *, error: str, retry_in: float, max_attempts: int
+    ) -> DeadLetter | None:
+        """Release the lease, retry after ``retry_in`` s, dead-letter after ``max_attempts``."""
+        ...
+
+    async def release(self, job: Job) -> None:
+        """Give the key back at once without counting an attempt (graceful shutdown)."""
+        ...
+
+    async def extend(self, job: Job, *, lease_seconds: float) -> bool:
+        """Heartbeat: the lease now ends ``lease_seconds`` from now; False if it was lost."""
+        ...
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Every dead-letter record, oldest first."""
+        ...
+
+    async def depth(self) -> int:
+        """Number of pending deliveries (leased ones included)."""
+        ...
+
+    async def lag(self, *, now: float) -> float:
+        """Age in seconds of the oldest pending delivery's ``received_at``; 0 if none."""
+        ...
+
+    async def put(
+        self, namespace: str, key: str, value: bytes, *, ttl: float | None = None
+    ) -> None:
+        """Store a small value; it disappears ``ttl`` seconds from now when given."""
+        ...
+
+    async def get(self, namespace: str, key: str) -> bytes | None: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the store answers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def check_namespace(namespace: str) -> None:
+    """Namespaces become part of Redis key names; a ``:`` would make them ambiguous."""
+    if not namespace or ":" in namespace:
+        raise ValueError(f"namespace must be non-empty and free of ':', got {namespace!r}")
