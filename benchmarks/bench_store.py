@@ -6,10 +6,12 @@ temporary directory, Redis at 127.0.0.1:6379 under a throwaway prefix):
 - ``accept_sequential`` / ``accept_concurrent``: accepts per second and p50/p99
   latency of one ``accept``, one caller at a time and 64 at once (the receiver
   under a burst of webhooks);
-- ``ack_ratio``: requests per second of an in-process Starlette endpoint that
-  calls ``accept`` before answering 202, divided by the same endpoint without
-  it (driven through ``httpx.ASGITransport``, so no sockets: this is harsher on
-  the store than a real server, where HTTP itself costs more);
+- ``ack_ratio``: requests per second of a Starlette endpoint that calls
+  ``accept`` before answering 202, divided by the same endpoint without it,
+  driven in-process through ``httpx.ASGITransport`` (no sockets, so harsher on
+  the store than any real server);
+- ``ack_ratio_http``: the same through uvicorn on 127.0.0.1 in its own process,
+  loaded by a minimal keep-alive HTTP/1.1 client here (32 connections);
 - ``burst``: 10 ``synchronize`` deliveries accepted back to back for one pull
   request while a worker claims concurrently (an evaluation takes 50 ms, a
   conservative figure for the several GitHub reads it makes); how
@@ -21,7 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -32,6 +37,7 @@ from typing import Any
 import httpx
 import redis
 import redis.asyncio as aioredis
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +46,9 @@ from starlette.routing import Route
 from webhooks.store import Delivery, Store, open_store
 
 REDIS_URL = "redis://127.0.0.1:6379"
+ROOT = Path(__file__).resolve().parents[1]
+#: Throughput comparisons alternate bare and accepting runs this often; medians count.
+_ROUNDS = 3
 
 Opener = Callable[[], Awaitable[Store]]
 
@@ -96,7 +105,9 @@ async def _requests_per_second(app: Starlette, path: str, *, total: int, concurr
         return total / (time.perf_counter() - started)
 
 
-async def _ack_ratio(store: Store, *, total: int = 3000, concurrency: int = 32) -> dict[str, float]:
+def _app(store: Store) -> Starlette:
+    """``/bare`` answers 202 at once; ``/hook`` first records the body, as the receiver does."""
+
     async def bare(request: Request) -> Response:
         await request.body()
         return Response(status_code=202)
@@ -114,17 +125,116 @@ async def _ack_ratio(store: Store, *, total: int = 3000, concurrency: int = 32) 
         await store.accept(delivery)
         return Response(status_code=202)
 
-    app = Starlette(
+    return Starlette(
         routes=[Route("/bare", bare, methods=["POST"]), Route("/hook", hook, methods=["POST"])]
     )
-    await _requests_per_second(app, "/bare", total=300, concurrency=concurrency)  # warm-up
-    bare_rps = await _requests_per_second(app, "/bare", total=total, concurrency=concurrency)
-    hook_rps = await _requests_per_second(app, "/hook", total=total, concurrency=concurrency)
+
+
+def _ratio(bare_rps: float, hook_rps: float) -> dict[str, float]:
     return {
         "bare_per_second": round(bare_rps),
         "accepting_per_second": round(hook_rps),
         "ratio": round(hook_rps / bare_rps, 3),
     }
+
+
+async def _ack_ratio(store: Store, *, total: int = 2000, concurrency: int = 32) -> dict[str, float]:
+    app = _app(store)
+    await _requests_per_second(app, "/bare", total=300, concurrency=concurrency)  # warm-up
+    bare: list[float] = []
+    hook: list[float] = []
+    for _ in range(_ROUNDS):  # alternating, so drifting machine load hits both alike
+        bare.append(await _requests_per_second(app, "/bare", total=total, concurrency=concurrency))
+        hook.append(await _requests_per_second(app, "/hook", total=total, concurrency=concurrency))
+    return _ratio(statistics.median(bare), statistics.median(hook))
+
+
+async def _serve(*, data_dir: str, redis_url: str, prefix: str, port: int) -> None:
+    """The server half of :func:`_ack_ratio_http`, in its own process."""
+    store = await open_store(data_dir=Path(data_dir), redis_url=redis_url or None, prefix=prefix)
+    config = uvicorn.Config(
+        _app(store), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await store.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _http_load(*, port: int, path: str, total: int, concurrency: int) -> float:
+    """Requests per second from ``concurrency`` keep-alive connections.
+
+    A bare-bones HTTP/1.1 client (as wrk would be): a Python HTTP client costs
+    more per request than the server under test and would measure itself.
+    """
+    body = b'{"action": "synchronize"}'
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+    async def connection(count: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(count):
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 202"), head
+                for line in head.lower().split(b"\r\n"):
+                    if line.startswith(b"content-length:") and int(line[15:]):
+                        await reader.readexactly(int(line[15:]))
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection(total // concurrency) for _ in range(concurrency)))
+    return (total // concurrency * concurrency) / (time.perf_counter() - started)
+
+
+async def _ack_ratio_http(
+    *, data_dir: Path, redis_url: str | None, prefix: str, total: int = 4000, concurrency: int = 32
+) -> dict[str, float]:
+    """The same comparison through uvicorn on 127.0.0.1 in its own process."""
+    port = _free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.bench_store",
+        "--serve",
+        str(data_dir),
+        redis_url or "",
+        prefix,
+        str(port),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        for _ in range(200):  # wait for the server to listen
+            try:
+                await _http_load(port=port, path="/bare", total=1, concurrency=1)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        await _http_load(port=port, path="/bare", total=600, concurrency=concurrency)  # warm-up
+        bare: list[float] = []
+        hook: list[float] = []
+        for _ in range(_ROUNDS):
+            bare.append(
+                await _http_load(port=port, path="/bare", total=total, concurrency=concurrency)
+            )
+            hook.append(
+                await _http_load(port=port, path="/hook", total=total, concurrency=concurrency)
+            )
+    finally:
+        server.terminate()
+        await server.wait()
+    return _ratio(statistics.median(bare), statistics.median(hook))
 
 
 async def _bursts(
@@ -170,7 +280,9 @@ async def _bursts(
     }
 
 
-async def _bench(opener: Opener) -> dict[str, Any]:
+async def _bench(
+    opener: Opener, *, data_dir: Path, redis_url: str | None, prefix: str
+) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     store = await opener()
     try:
@@ -179,6 +291,9 @@ async def _bench(opener: Opener) -> dict[str, Any]:
         figures["ack_ratio"] = await _ack_ratio(store)
     finally:
         await store.close()
+    figures["ack_ratio_http"] = await _ack_ratio_http(
+        data_dir=data_dir, redis_url=redis_url, prefix=prefix
+    )
     store = await opener()  # an empty queue for the bursts
     try:
         figures["burst"] = await _bursts(store)
@@ -207,12 +322,14 @@ async def _run() -> dict[str, Any]:
             runs += 1
             return await open_store(data_dir=Path(tmp) / f"run{runs}", redis_url=None)
 
-        results["sqlite"] = await _bench(sqlite_store)
+        results["sqlite"] = await _bench(
+            sqlite_store, data_dir=Path(tmp) / "http", redis_url=None, prefix=""
+        )
 
     if not _redis_reachable():
         results["redis"] = {"skipped": f"no Redis at {REDIS_URL}"}
         return results
-    prefixes: list[str] = []
+    prefixes = [f"merge-gate-bench-{uuid.uuid4().hex}"]
 
     async def redis_store() -> Store:
         prefixes.append(f"merge-gate-bench-{uuid.uuid4().hex}")
@@ -221,7 +338,12 @@ async def _run() -> dict[str, Any]:
         )
 
     try:
-        results["redis"] = await _bench(redis_store)
+        results["redis"] = await _bench(
+            redis_store,
+            data_dir=Path(tempfile.gettempdir()),
+            redis_url=REDIS_URL,
+            prefix=prefixes[0],
+        )
     finally:
         client = aioredis.Redis.from_url(REDIS_URL)
         for prefix in prefixes:
@@ -245,11 +367,12 @@ def run() -> dict[str, Any]:
                 f"{kind:6} {name:18} {f['per_second']:>7}/s  p50 {f['p50_ms']:.3f} ms"
                 f"  p99 {f['p99_ms']:.3f} ms  (concurrency {f['concurrency']})"
             )
-        ack = figures["ack_ratio"]
-        print(
-            f"{kind:6} ack ratio          {ack['ratio']:.3f}  ({ack['accepting_per_second']}/s"
-            f" accepting vs {ack['bare_per_second']}/s bare, in-process ASGI)"
-        )
+        for name, how in (("ack_ratio", "in-process ASGI"), ("ack_ratio_http", "uvicorn")):
+            ack = figures[name]
+            print(
+                f"{kind:6} {name:18} {ack['ratio']:.3f}  ({ack['accepting_per_second']}/s"
+                f" accepting vs {ack['bare_per_second']}/s bare, {how})"
+            )
         burst = figures["burst"]
         print(
             f"{kind:6} burst of 10        {burst['evaluations_mean']} evaluations on average,"
@@ -260,4 +383,8 @@ def run() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    if sys.argv[1:2] == ["--serve"]:
+        data_dir, redis_url, prefix, port = sys.argv[2:6]
+        asyncio.run(_serve(data_dir=data_dir, redis_url=redis_url, prefix=prefix, port=int(port)))
+    else:
+        print(json.dumps(run(), indent=2))

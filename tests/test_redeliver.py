@@ -12,21 +12,36 @@ from tests.fakegithub.server import FakeGitHub
 from tests.harness import settings_env
 
 
-def test_redelivers_each_guid_without_a_successful_attempt(fake_github: FakeGitHub, tmp_path: Path) -> None:
+def test_redelivers_each_guid_without_a_successful_attempt(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
     now = datetime.now(UTC)
     old = (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
     fake_github.add_delivery("pull_request", "opened", guid="ok", status_code=202)
-    first = fake_github.add_delivery("pull_request", "synchronize", guid="failed-then-ok", status_code=503)
-    fake_github.add_delivery("pull_request", "synchronize", guid="failed-then-ok", status_code=202, redelivery=True)
+    first = fake_github.add_delivery(
+        "pull_request", "synchronize", guid="failed-then-ok", status_code=503
+    )
+    fake_github.add_delivery(
+        "pull_request", "synchronize", guid="failed-then-ok", status_code=202, redelivery=True
+    )
     fake_github.add_delivery("pull_request_review", "submitted", guid="lost", status_code=503)
-    latest_lost = fake_github.add_delivery("pull_request_review", "submitted", guid="lost", status_code=0,
-                                           redelivery=True)
-    fake_github.add_delivery("check_run", "rerequested", guid="too-old", status_code=500, delivered_at=old)
+    latest_lost = fake_github.add_delivery(
+        "pull_request_review", "submitted", guid="lost", status_code=0, redelivery=True
+    )
+    fake_github.add_delivery(
+        "check_run", "rerequested", guid="too-old", status_code=500, delivered_at=old
+    )
     for _ in range(120):  # enough to need a second page
         fake_github.add_delivery("installation", "created", status_code=202)
     env = {**os.environ, **settings_env(fake_github, tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "gate", "redeliver", "--since", "24h"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "redeliver", "--since", "24h"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "1 never succeeded" in done.stdout
     posts = fake_github.calls_to("POST", "/app/hook/deliveries/{delivery_id}/attempts")
@@ -37,7 +52,13 @@ def test_redelivers_each_guid_without_a_successful_attempt(fake_github: FakeGitH
 
 def test_bad_duration_is_a_usage_error(fake_github: FakeGitHub, tmp_path: Path) -> None:
     env = {**os.environ, **settings_env(fake_github, tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "gate", "redeliver", "--since", "yesterday"], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "gate", "redeliver", "--since", "yesterday"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert "90m, 24h or 3d" in done.stderr

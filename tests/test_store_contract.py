@@ -61,9 +61,7 @@ class Backend:
         return store
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    kind = request.param
+async def _backend(kind: str, tmp_path: Path) -> AsyncIterator[Backend]:
     if kind == "redis" and not _redis_reachable():
         if os.environ.get("MERGE_GATE_REQUIRE_REDIS"):
             pytest.fail(f"no Redis at {REDIS_URL}")
@@ -84,6 +82,18 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async for chosen in _backend(request.param, tmp_path):
+        yield chosen
+
+
+@pytest.fixture
+async def redis_backend(tmp_path: Path) -> AsyncIterator[Backend]:
+    async for chosen in _backend("redis", tmp_path):
+        yield chosen
 
 
 @pytest.fixture
@@ -418,6 +428,15 @@ async def test_redis_down_is_unavailable_fast(tmp_path: Path) -> None:
             await store.depth()
     finally:
         await store.close()
+
+
+async def test_redis_reloads_a_flushed_accept_script(redis_backend: Backend) -> None:
+    store = await redis_backend.open()
+    # as after a Redis restart or SCRIPT FLUSH (not run here: the server is shared)
+    store._accept.sha = "0" * 40  # type: ignore[attr-defined]
+    results = await asyncio.gather(*(store.accept(delivery(n)) for n in range(5)))
+    assert results == [True] * 5
+    assert await store.depth() == 5
 
 
 async def test_sqlite_data_dir_that_is_a_file_is_unavailable(tmp_path: Path) -> None:

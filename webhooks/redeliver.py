@@ -42,7 +42,9 @@ def _cursor(link: str) -> str | None:
     return None
 
 
-async def redeliver(gh: GitHubApp, *, since: timedelta, now: datetime, dry_run: bool = False) -> Report:
+async def redeliver(
+    gh: GitHubApp, *, since: timedelta, now: datetime, dry_run: bool = False
+) -> Report:
     report = Report()
     attempts: dict[str, list[dict[str, Any]]] = {}
     cursor: str | None = None
@@ -51,8 +53,13 @@ async def redeliver(gh: GitHubApp, *, since: timedelta, now: datetime, dry_run: 
         params: dict[str, Any] = {"per_page": 100}
         if cursor:
             params["cursor"] = cursor
-        answer = await gh.call("GET", "/app/hook/deliveries", installation_id=None, params=params,
-                               route="GET /app/hook/deliveries")
+        answer = await gh.call(
+            "GET",
+            "/app/hook/deliveries",
+            installation_id=None,
+            params=params,
+            route="GET /app/hook/deliveries",
+        )
         items = [i for i in answer.data or [] if isinstance(i, dict)]
         report.seen += len(items)
         for item in items:
@@ -69,8 +76,12 @@ async def redeliver(gh: GitHubApp, *, since: timedelta, now: datetime, dry_run: 
         if dry_run:
             continue
         try:
-            await gh.call("POST", f"/app/hook/deliveries/{latest['id']}/attempts", installation_id=None,
-                          route="POST /app/hook/deliveries/{id}/attempts")
+            await gh.call(
+                "POST",
+                f"/app/hook/deliveries/{latest['id']}/attempts",
+                installation_id=None,
+                route="POST /app/hook/deliveries/{id}/attempts",
+            )
         except GitHubError as error:
             report.errors.append(f"{guid}: {error}")
             continue

@@ -54,12 +54,15 @@ async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Ser
         on_call=metrics.github_call,
     )
     keyring = load_keyring(data_dir=settings.data_dir, key_file=settings.signing_key_file)
-    store = await open_store(data_dir=settings.data_dir, redis_url=settings.redis)
+    store = await open_store(
+        data_dir=settings.data_dir, redis_url=settings.redis, prefix=settings.redis_prefix
+    )
     audit = await open_audit_log(
         data_dir=settings.data_dir,
         keyring=keyring,
         origin=default_origin(app_id=settings.app_id),
         redis_url=settings.redis,
+        redis_prefix=f"{settings.redis_prefix}:audit",
     )
     return Service(
         settings=settings,

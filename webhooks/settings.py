@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     public_url: str = "http://localhost:8080"
     data_dir: Path = Path(".gate")
     redis_url: SecretStr | None = None
+    #: Key prefix in Redis, so several deployments (or tests) can share a server.
+    redis_prefix: str = Field("merge-gate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     signing_key_file: Path | None = None
     workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(5, ge=1, le=100)

@@ -3,14 +3,16 @@
 Every pattern is RE2 syntax (https://github.com/google/re2/wiki/Syntax) and is
 only ever compiled with ``re2``, never with the stdlib ``re``: the text it runs
 on is written by whoever opened the pull request, and RE2 matches in time linear
-in that text whatever the pattern. RE2 has no backreferences and no lookaround,
-and counted repetition stops at 1000, which is why no pattern uses them.
+in that text whatever the pattern. RE2 has no backreferences and no lookaround;
+the patterns make do without them (one alternative per quote character, consumed
+delimiter classes).
 
 Conventions every rule keeps (``gate.detectors.secrets`` relies on them):
 
 - the secret itself is the named group whose name starts with ``secret``; a rule
   may have several such groups in alternatives (one per quoting style), exactly
-  one of them takes part in a match. Other named groups (``user``) are context.
+  one of them takes part in a match. Other named groups (``user``, ``host``,
+  ``name``) are context for the checks; every other group is non-capturing.
 - a pattern never matches across a line break, except ``private-key``, whose
   match starts on the ``BEGIN`` line (that is the line reported) and takes the
   first line of key material after it.
@@ -29,7 +31,8 @@ Token formats follow each vendor's documentation where it publishes one:
 - Azure: https://learn.microsoft.com/azure/storage/common/storage-configure-connection-string
 - npm: https://github.blog/2021-09-23-announcing-npms-new-access-token-format/
 - PyPI: https://pypi.org/help/#apitoken
-- JWT: RFC 7519; private keys: RFC 7468 (PEM), RFC 4880 (OpenPGP armor)
+- JWT: RFC 7519 and RFC 7515 (``alg``); private keys: RFC 7468 (PEM), RFC 4880
+  (OpenPGP armor)
 
 Several formats and allowlist ideas were cross-checked against the default rule
 set of gitleaks (https://github.com/gitleaks/gitleaks, ``config/gitleaks.toml``,
@@ -48,12 +51,14 @@ class Check(enum.Enum):
 
     #: A vendor-prefixed token: reject only obvious placeholders and low entropy.
     VENDOR = "vendor"
-    #: A keyword assignment (``password = "..."``): entropy, character mix and a
-    #: longer placeholder word list, since the value has no format to vouch for it.
+    #: A keyword assignment (``password = "..."``): entropy, the value's shape, the
+    #: identifier's name and a longer placeholder word list, since the value has no
+    #: format to vouch for it.
     GENERIC = "generic"
     #: ``scheme://user:password@host``: reject placeholder and templated passwords.
     BASIC_AUTH = "basic-auth"
-    #: A JSON Web Token: its header must decode to a JSON object naming ``alg``.
+    #: A JSON Web Token: its header must decode to a JSON object whose ``alg`` is
+    #: not "none" (an unsigned token grants nothing).
     JWT = "jwt"
 
 
@@ -69,7 +74,8 @@ class Rule:
     min_entropy: float = 0.0
     #: Only for configuration-like files, where values are written without quotes.
     config_only: bool = False
-    #: The match may span lines; the line it starts on is the one reported.
+    #: The match may span lines; the line it starts on is the one reported. Such a
+    #: rule runs alone (``combinable=False``), so the union stays within lines.
     multiline: bool = False
     #: The match starts at the token's own fixed prefix, so the rule can share one
     #: RE2 pass with the other such rules. A rule whose match starts at a keyword
@@ -102,11 +108,12 @@ _CREDENTIAL_WORDS = (
     r"(?:passw(?:or)?d|passphrase|pwd|secret|token|api[_.-]?key|apikey|access[_.-]?key"
     r"|auth[_.-]?key|private[_.-]?key|credentials?)"
 )
-# The whole identifier that holds the value, for the name checks in
-# ``secrets`` (``next_token`` is a page cursor, ``secret_name`` a name).
-# The bounded left part starts a thread at every position of a run, so RE2's
-# DFA state is the run length capped at 64, not a set of offsets.
-_NAME = r"(?P<name>[a-z0-9_.-]{0,64}" + _CREDENTIAL_WORDS + r"[a-z0-9_.-]*)"
+# The identifier that holds the value, from the credential word on, for the
+# name checks in ``secrets`` (``next_token`` is a page cursor, ``secret_name``
+# a name); the scanner adds the part before the word itself. In the pattern, a
+# bounded left part (``[a-z0-9_.-]{0,64}``) would multiply RE2's DFA states by
+# 64 and make its first pass over new text several times slower.
+_NAME = r"(?P<name>" + _CREDENTIAL_WORDS + r"[a-z0-9_.-]*)"
 # Every match of ``_CREDENTIAL_WORDS`` contains one of these.
 _CREDENTIAL_KEYWORDS = ("passw", "passphrase", "pwd", "secret", "token", "api", "key", "credential")
 

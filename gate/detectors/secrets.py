@@ -31,10 +31,12 @@ in the text, and a 1 MB line of crafted input is scanned in well under 50 ms):
 5. A match is a finding unless it is plausibly not a secret: a placeholder
    (``EXAMPLE``, ``xxxx``, ``${VAR}``, ``{{ x }}``, ``${{ secrets.X }}``,
    ``<your-key>``, ``changeme``, ``dummy``, and for generic assignments also
-   ``test``, ``fake``...), too little Shannon entropy for its rule, or a
-   generic value made only of letters and ``_.-`` (an identifier, not a
-   secret). The allowlist follows ideas of gitleaks' global allowlist (see
-   ``secret_rules``).
+   ``test``, ``fake``...), too little Shannon entropy for its rule, or, for a
+   generic assignment, a value that reads as something else (an identifier, a
+   constant's name, a date, a short hex id, a UUID, an expression, a path or
+   URL) or a name that is about a credential rather than one (``token_url``,
+   ``secret_name``, ``next_token``). These follow ideas of gitleaks'
+   allowlists (see ``secret_rules``).
 
 A finding never carries the secret. Its message shows the redacted form from
 ``redact``: the first four characters, an ellipsis, and ``sha256:`` with the
@@ -71,6 +73,9 @@ MAX_CANDIDATES = 1000
 EXTRACT_LIMIT = 1024
 #: Bytes of matches extracted from per file before it is denied as unscannable.
 EXTRACT_BUDGET = 128 * 1024
+# How far left of a credential word an identifier is followed, and its bytes.
+_NAME_REACH = 64
+_IDENTIFIER_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 # Bytes of a match shown to the union's start set to pick the member to try first.
 _HEAD = 256
 #: Characters of a secret whose entropy is measured.
@@ -391,10 +396,7 @@ def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Fin
             if any(span[0] < stop and begin < span[1] for begin, stop in claimed):
                 continue  # an earlier, more specific rule already reported it
             secret = data[span[0] : span[1]].decode("utf-8", "replace")
-            context = {
-                name: (match.group(at) or b"").decode("utf-8", "replace")
-                for name, at in member.context_groups
-            }
+            context = _context(member, match, data)
             if not _plausible(member.rule, secret, context=context):
                 continue
             claimed.append(span)
@@ -437,6 +439,22 @@ def _which(
         return None
     # The span is some member's match by construction of the union.
     raise AssertionError("no rule matches the span its pass found")  # pragma: no cover
+
+
+def _context(member: _Member, match: Any, data: bytes) -> dict[str, str]:
+    """The context groups of ``match``; ``name`` grows left to the whole identifier."""
+    context = {}
+    for name, at in member.context_groups:
+        begin, end = match.span(at)
+        if begin < 0:
+            continue
+        if name == "name":
+            # ``NextToken``: the credential word is not always where the name starts.
+            floor = max(0, begin - _NAME_REACH)
+            while begin > floor and data[begin - 1] in _IDENTIFIER_BYTES:
+                begin -= 1
+        context[name] = data[begin:end].decode("utf-8", "replace")
+    return context
 
 
 def _candidates(one: _Pass, head: bytes) -> Sequence[_Member]:

@@ -33,8 +33,13 @@ checks them against each):
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 #: GitHub never redelivers on its own; people and scripts may redeliver deliveries
 #: up to 3 days old (7 on GitHub Enterprise Server), see
@@ -143,3 +148,65 @@ def check_namespace(namespace: str) -> None:
     """Namespaces become part of Redis key names; a ``:`` would make them ambiguous."""
     if not namespace or ":" in namespace:
         raise ValueError(f"namespace must be non-empty and free of ':', got {namespace!r}")
+
+
+class Batcher(Generic[ItemT, ResultT]):
+    """Runs the calls made during one event-loop iteration as one batch.
+
+    The receiver's requests that reach ``accept`` together then share one
+    round trip: one SQLite commit (one fsync) or one Redis pipeline, instead of
+    one each. A lone call waits for nothing but the current iteration to end.
+    ``run`` gets the items in call order and returns, in the same order, a
+    result or the exception for each; if it raises, every call of the batch
+    raises that.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[ItemT]], Awaitable[Sequence[ResultT | BaseException]]],
+        *,
+        max_batch: int = 256,
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._pending: dict[
+            asyncio.AbstractEventLoop, list[tuple[ItemT, asyncio.Future[ResultT]]]
+        ] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references while running
+
+    async def submit(self, item: ItemT) -> ResultT:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ResultT] = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._flush, loop)
+        pending.append((item, future))
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch = self._pending.pop(loop, [])
+        for start in range(0, len(batch), self._max_batch):
+            task = loop.create_task(self._execute(batch[start : start + self._max_batch]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _execute(self, batch: list[tuple[ItemT, asyncio.Future[ResultT]]]) -> None:
+        try:
+            results = await self._run([item for item, _ in batch])
+        except asyncio.CancelledError:  # the loop is shutting down
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # every caller of the batch hears about it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():  # the caller was cancelled
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

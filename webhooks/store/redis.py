@@ -91,6 +91,7 @@ from redis.commands.core import AsyncScript
 
 from webhooks.store.base import (
     DEDUPE_SECONDS,
+    Batcher,
     DeadLetter,
     Delivery,
     Job,
@@ -375,6 +376,7 @@ class RedisStore:
         self._release = self._script(_RELEASE)
         self._extend = self._script(_EXTEND)
         self._forget = self._script(_FORGET)
+        self._accepts: Batcher[Delivery, bool] = Batcher(self._accept_many)
         self._consumers: set[str] = set()
 
     @classmethod
@@ -447,31 +449,65 @@ class RedisStore:
     # -- Store ------------------------------------------------------------------------
 
     async def accept(self, delivery: Delivery) -> bool:
+        # Accepts of one loop iteration share a pipeline: one write, one read.
+        return await self._accepts.submit(delivery)
+
+    def _accept_call(self, delivery: Delivery) -> list[Any]:
+        """EVALSHA arguments after the SHA: numkeys, keys, args."""
         p = self._prefix
-        async with self._guard():
-            # no group needed: XADD works without one, and claim creates it
-            result = await self._accept(
-                keys=[
-                    self._stream,
-                    self._pending,
-                    f"{p}:seen:{delivery.id}",
-                    f"{p}:d:{delivery.id}",
-                    f"{p}:q:{delivery.key}",
-                ],
-                args=[
-                    p,
-                    GROUP,
-                    DEDUPE_SECONDS,
-                    delivery.key,
-                    delivery.id,
-                    delivery.event,
-                    "0" if delivery.action is None else "1",
-                    delivery.action or "",
-                    delivery.body,
-                    repr(float(delivery.received_at)),
-                ],
-            )
-        return int(result) == 1
+        keys = [
+            self._stream,
+            self._pending,
+            f"{p}:seen:{delivery.id}",
+            f"{p}:d:{delivery.id}",
+            f"{p}:q:{delivery.key}",
+        ]
+        args = [
+            p,
+            GROUP,
+            DEDUPE_SECONDS,
+            delivery.key,
+            delivery.id,
+            delivery.event,
+            "0" if delivery.action is None else "1",
+            delivery.action or "",
+            delivery.body,
+            repr(float(delivery.received_at)),
+        ]
+        return [len(keys), *keys, *args]
+
+    async def _accept_many(self, deliveries: list[Delivery]) -> list[bool | BaseException]:
+        # no group needed: XADD works without one, and claim creates it
+        results: list[bool | BaseException | None] = [None] * len(deliveries)
+        todo = list(range(len(deliveries)))
+        for _ in range(2):  # a second round after reloading a flushed script
+            async with self._guard(), self._client.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    pipe.evalsha(self._accept.sha, *self._accept_call(deliveries[i]))
+                replies = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, reply in zip(todo, replies, strict=True):
+                if isinstance(reply, redis_errors.NoScriptError):
+                    missing.append(i)  # not run: Redis restarted or SCRIPT FLUSH
+                elif isinstance(reply, BaseException):
+                    results[i] = self._failure(reply)
+                else:
+                    results[i] = int(reply) == 1
+            if not missing:
+                break
+            async with self._guard():
+                self._accept.sha = await self._client.script_load(self._accept.script)
+            todo = missing
+        return [
+            StoreUnavailable("redis: accept script could not be loaded") if r is None else r
+            for r in results
+        ]
+
+    @staticmethod
+    def _failure(error: BaseException) -> BaseException:
+        if isinstance(error, redis_errors.ResponseError) and str(error).startswith(_OUTAGE_REPLIES):
+            return StoreUnavailable(f"redis: {error}")
+        return error
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
         token = secrets.token_hex(16)

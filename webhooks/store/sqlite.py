@@ -58,6 +58,7 @@ from typing import Any, TypeVar
 
 from webhooks.store.base import (
     DEDUPE_SECONDS,
+    Batcher,
     DeadLetter,
     Delivery,
     Job,
@@ -74,6 +75,9 @@ _MAX_BATCH = 256
 #: How long the SQLite thread waits for more accepts once it has seen them arrive
 #: together; a fraction of a commit (which fsyncs), so waiting pays for itself.
 _GATHER_SECONDS = 0.0005
+#: Rows per INSERT statement: 8 parameters each stays far below SQLite's limit
+#: of 32766 (https://www.sqlite.org/limits.html#max_variable_number).
+_ROWS_PER_INSERT = 500
 #: Expired dedupe ids and key/value rows are deleted at most this often.
 _PRUNE_EVERY = 60.0
 
@@ -153,6 +157,8 @@ _READY = (
 
 
 def _unavailable(error: BaseException) -> StoreUnavailable:
+    if isinstance(error, StoreUnavailable):
+        return error
     return StoreUnavailable(f"sqlite: {type(error).__name__}: {error}")
 
 
@@ -162,15 +168,15 @@ def _is_outage(error: BaseException) -> bool:
         error, sqlite3.ProgrammingError | sqlite3.IntegrityError | sqlite3.InterfaceError
     ):
         return False
-    return isinstance(error, sqlite3.Error | OSError)
+    return isinstance(error, StoreUnavailable | sqlite3.Error | OSError)
 
 
 @dataclass(slots=True)
 class _Call:
-    """One unit of work for the SQLite thread; exactly one of the two is set."""
+    """One unit of work for the SQLite thread: a function, or a batch of accepts."""
 
     fn: Callable[[sqlite3.Connection], Any] | None
-    delivery: Delivery | None
+    deliveries: list[Delivery] | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
@@ -203,6 +209,7 @@ class SqliteStore:
         self._closed = False
         self._last_prune = 0.0
         self._concurrent = False
+        self._accepts: Batcher[Delivery, bool] = Batcher(self._accept_many)
 
     @classmethod
     async def open(cls, path: Path, *, busy_timeout: float = 3.0) -> SqliteStore:
@@ -255,7 +262,7 @@ class SqliteStore:
             if nxt is None:
                 return calls, True
             calls.append(nxt)
-        accepts = sum(1 for call in calls if call.delivery is not None)
+        accepts = sum(len(call.deliveries or ()) for call in calls)
         self._concurrent = accepts > 1
         return calls, False
 
@@ -264,12 +271,12 @@ class SqliteStore:
         outcomes: list[_Outcome] = []
         i = 0
         while i < len(calls):
-            if calls[i].delivery is None:
+            if calls[i].deliveries is None:
                 outcomes.append(self._run_one(calls[i]))
                 i += 1
                 continue
             j = i
-            while j < len(calls) and calls[j].delivery is not None:
+            while j < len(calls) and calls[j].deliveries is not None:
                 j += 1
             outcomes.extend(self._run_accepts(calls[i:j]))
             i = j
@@ -283,16 +290,35 @@ class SqliteStore:
             return (call, None, _unavailable(error) if _is_outage(error) else error)
 
     def _run_accepts(self, calls: Sequence[_Call]) -> list[_Outcome]:
-        deliveries = [call.delivery for call in calls if call.delivery is not None]
+        """All accepts in one transaction; each call's result is a list, one per delivery."""
+        deliveries = [delivery for call in calls for delivery in call.deliveries or ()]
         try:
-            results = self._accept_batch(self._connection(), deliveries)
+            conn = self._connection()
+            try:
+                results = self._accept_batch(conn, deliveries)
+            except Exception as error:
+                if _is_outage(error) or len(deliveries) == 1:
+                    raise
+                # one malformed delivery must not fail its neighbours: one transaction each
+                results = [self._accept_alone(conn, delivery) for delivery in deliveries]
         except BaseException as error:
-            if not _is_outage(error) and len(calls) > 1:
-                # one malformed delivery must not fail its neighbours: go one by one
-                return [outcome for call in calls for outcome in self._run_accepts([call])]
             failure = _unavailable(error) if _is_outage(error) else error
             return [(call, None, failure) for call in calls]
-        return [(call, result, None) for call, result in zip(calls, results, strict=True)]
+        outcomes: list[_Outcome] = []
+        start = 0
+        for call in calls:
+            count = len(call.deliveries or ())
+            outcomes.append((call, results[start : start + count], None))
+            start += count
+        return outcomes
+
+    def _accept_alone(self, conn: sqlite3.Connection, delivery: Delivery) -> bool | BaseException:
+        try:
+            return self._accept_batch(conn, [delivery])[0]
+        except Exception as error:
+            if _is_outage(error):
+                raise
+            return error
 
     @staticmethod
     def _reply(outcomes: list[_Outcome]) -> None:
@@ -396,42 +422,69 @@ class SqliteStore:
             raise StoreUnavailable("sqlite: store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Call(fn=fn, delivery=None, loop=loop, future=future))
+        self._queue.put(_Call(fn=fn, deliveries=None, loop=loop, future=future))
+        return await future
+
+    async def _accept_many(self, deliveries: list[Delivery]) -> list[bool | BaseException]:
+        if self._closed:
+            raise StoreUnavailable("sqlite: store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[bool | BaseException]] = loop.create_future()
+        self._queue.put(_Call(fn=None, deliveries=deliveries, loop=loop, future=future))
         return await future
 
     # -- Store ------------------------------------------------------------------------
 
     async def accept(self, delivery: Delivery) -> bool:
-        if self._closed:
-            raise StoreUnavailable("sqlite: store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.create_future()
-        self._queue.put(_Call(fn=None, delivery=delivery, loop=loop, future=future))
-        return await future
+        # Accepts of one loop iteration travel to the thread together (one wake-up);
+        # the thread commits whatever accepts it finds queued in one transaction.
+        return await self._accepts.submit(delivery)
 
-    def _accept_batch(self, conn: sqlite3.Connection, deliveries: list[Delivery]) -> list[bool]:
+    def _accept_batch(
+        self, conn: sqlite3.Connection, deliveries: list[Delivery]
+    ) -> list[bool | BaseException]:
+        """Insert the batch with a constant number of statements, whatever its size.
+
+        Each statement releases and re-acquires the GIL, and under load the event
+        loop holds it for up to ``sys.getswitchinterval()`` (5 ms) at a time: a
+        statement per delivery made a batch of 20 wait for the GIL 20 times.
+        """
         now = time.time()
-        results: list[bool] = []
         with self._write(conn):
-            for delivery in deliveries:
-                # rowcount 0: seen within the dedupe window (trigger), or still pending
-                # from longer ago than that (conflict on the unique id).
-                inserted = conn.execute(
-                    "INSERT INTO delivery (id, key, event, action, body, received_at,"
-                    " accepted_at, dedupe_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    (
-                        delivery.id,
-                        delivery.key,
-                        delivery.event,
-                        delivery.action,
-                        delivery.body,
-                        delivery.received_at,
-                        now,
-                        now + DEDUPE_SECONDS,
-                    ),
+            # AUTOINCREMENT: this transaction's rows are exactly those above the old maximum
+            (before,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM delivery").fetchone()
+            for start in range(0, len(deliveries), _ROWS_PER_INSERT):
+                chunk = deliveries[start : start + _ROWS_PER_INSERT]
+                rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+                # A row is not inserted when its id was seen within the dedupe window
+                # (trigger) or is still pending from longer ago (unique id).
+                conn.execute(
+                    "INSERT INTO delivery (id, key, event, action, body, received_at,"  # noqa: S608
+                    f" accepted_at, dedupe_until) VALUES {rows} ON CONFLICT (id) DO NOTHING",
+                    [
+                        value
+                        for d in chunk
+                        for value in (
+                            d.id,
+                            d.key,
+                            d.event,
+                            d.action,
+                            d.body,
+                            d.received_at,
+                            now,
+                            now + DEDUPE_SECONDS,
+                        )
+                    ],
                 )
-                results.append(inserted.rowcount == 1)
+            (inserted_json,) = conn.execute(
+                "SELECT json_group_array(id) FROM delivery WHERE seq > ?", (before,)
+            ).fetchone()
+        inserted = set(json.loads(inserted_json))
+        results: list[bool | BaseException] = []
+        for delivery in deliveries:
+            # a second copy of an id in the same batch is the duplicate
+            results.append(delivery.id in inserted)
+            inserted.discard(delivery.id)
         return results
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
