@@ -33,6 +33,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,8 +245,16 @@ def seeded_corpus(*, lines: int, per_kind: int, seed: int) -> list[SourceFile]:
     g = Gen(seed)
     fill = {"py": g.python, "yaml": g.yaml, "json": g.json, "env": g.env, "pem": g.python}
     share = {"py": 0.6, "yaml": 0.15, "json": 0.15, "env": 0.05, "pem": 0.05}
+    # Files of about 200 lines holding a handful of secrets each, as real ones
+    # do (a file with dozens would also meet the detector's cap on findings).
+    plants = Counter(file_kind for file_kind, _ in PLANTS.values())
     files: dict[str, list[SourceFile]] = {
-        kind: [SourceFile(FILE_KINDS[kind].format(f"f{kind}{i}")) for i in range(10)]
+        kind: [
+            SourceFile(FILE_KINDS[kind].format(f"f{kind}{i}"))
+            for i in range(
+                max(4, int(lines * share[kind]) // 200, -(-plants[kind] * per_kind // 5))
+            )
+        ]
         for kind in FILE_KINDS
     }
     for kind, part in share.items():

@@ -1,3 +1,3 @@
 from __future__ import annotations
 
-pytest_plugins = ["tests.fakegithub.plugin"]
+pytest_plugins = ["tests.fakegithub.plugin", "tests.world"]

@@ -369,6 +369,23 @@ def test_weak_placeholder_words_only_for_generic_values() -> None:
     assert not is_placeholder("gh" + "p_" + rand(36), strict=False)
 
 
+def test_short_placeholder_words_count_only_as_people_write_them() -> None:
+    # Random text holds "xXXx" or "yOuR" now and then; placeholders do not.
+    assert not is_placeholder("A1b2" + "xXXx" + "C3d4")
+    assert not is_placeholder("A1b2" + "yOuR" + "C3d4")
+    assert is_placeholder("sk_live_" + "XXXX" + "1234")
+    assert is_placeholder("Your-Token-1")
+    assert is_placeholder("TEST-value-9", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "flagged"),
+    [("#2HuF&X3kr&r=1", True), ("#a1b2c3", False), ("#ansiblue", False)],
+)
+def test_values_starting_with_a_hash(value: str, flagged: bool) -> None:
+    assert bool(scan("a.py", f'password = "{value}"')) is flagged
+
+
 def test_shannon_entropy() -> None:
     assert shannon_entropy("") == 0.0
     assert shannon_entropy("aaaa") == 0.0

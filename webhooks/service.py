@@ -74,5 +74,6 @@ async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Ser
         configs=ConfigReader(gh),
         teams=TeamReader(gh),
         detectors=builtin(),
-        scan_urls=scan_urls or ScanUrls(),
+        scan_urls=scan_urls
+        or ScanUrls(osv_querybatch=settings.osv_url, pypi=settings.pypi_url, npm=settings.npm_url),
     )

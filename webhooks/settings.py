@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     #: Key prefix in Redis, so several deployments (or tests) can share a server.
     redis_prefix: str = Field("merge-gate", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     signing_key_file: Path | None = None
+    #: Supply-chain scan endpoints; ``{name}`` is the package name.
+    osv_url: str = "https://api.osv.dev/v1/querybatch"
+    pypi_url: str = "https://pypi.org/pypi/{name}/json"
+    npm_url: str = "https://registry.npmjs.org/{name}"
     workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(5, ge=1, le=100)
     lease_seconds: float = Field(60.0, gt=0)
@@ -60,7 +64,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
-    @field_validator("github_api_url", "public_url")
+    @field_validator("github_api_url", "public_url", "osv_url", "pypi_url", "npm_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):

@@ -110,6 +110,7 @@ _IDENTIFIER_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 _CONSTANT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _TIMESTAMP_CHARS = frozenset("0123456789-:+.TZ/")
 _HEX_CHARS = frozenset("0123456789abcdefABCDEF")
+_DIGITS = frozenset("0123456789")
 # Identifiers, separators removed, that hold something about a credential, not
 # one: ``token_url``, ``secret_name``, ``password_field``, ``key_id``.
 _NAME_SUFFIXES = (
@@ -350,9 +351,18 @@ def is_placeholder(value: str, *, strict: bool = False) -> bool:
     for values no token format vouches for.
     """
     lowered = value.lower()
-    if any(marker in lowered for marker in _PLACEHOLDER_MARKERS):
+    if any(_has(value, lowered, marker) for marker in _PLACEHOLDER_MARKERS):
         return True
-    return strict and any(marker in lowered for marker in _WEAK_MARKERS)
+    return strict and any(_has(value, lowered, marker) for marker in _WEAK_MARKERS)
+
+
+def _has(value: str, lowered: str, marker: str) -> bool:
+    # A word of four letters or fewer turns up in random text by chance (about
+    # once in 10^4 long base64 keys for "xxxx" in any case), so short words
+    # count only as people write them: xxxx, XXXX, Your, YOUR.
+    if len(marker) > 4 or not marker.isalpha():
+        return marker in lowered
+    return marker in value or marker.upper() in value or marker.title() in value
 
 
 def is_config_path(path: str) -> bool:
@@ -513,10 +523,11 @@ def _not_a_value(value: str) -> bool:
         or _is_uuid(value)
         # An expression (``Jobs[-1].JobId``), not a literal.
         or not chars.isdisjoint("[]()")
-        # Where a secret lives rather than what it is: paths, URLs, ARNs;
-        # ``#`` starts colours and anchors.
-        or value.startswith(("/", "./", "../", "~/", "%", "@", "#", "arn:"))
+        # Where a secret lives rather than what it is: paths, URLs, ARNs.
+        or value.startswith(("/", "./", "../", "~/", "%", "@", "arn:"))
         or "://" in value
+        # A colour or an anchor: #a1b2c3, #ansiblue.
+        or (value[0] == "#" and set(value[1:]) <= _IDENTIFIER_CHARS | _DIGITS)
     )
 
 

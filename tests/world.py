@@ -1,0 +1,115 @@
+"""One repository per test against a running merge-gate and the fake GitHub.
+
+A module using ``world`` defines a module-scoped ``service`` fixture (a
+``tests.harness.RunningService``) configured as it needs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakegithub.models import PRFile
+from tests.fakegithub.server import FakeGitHub
+from tests.harness import RunningService, wait_for
+
+OWNERS = """\
+*                 @{org}/devs
+/app/auth/        @{org}/security
+/app/billing/     @{org}/billing
+/migrations/      @{org}/dba
+/.github/         @{org}/security
+"""
+_orgs = itertools.count(1)
+#: Every GitHub operation the service called in the end-to-end tests (for the manifest test).
+OBSERVED: set[tuple[str, str]] = set()
+
+
+class World:
+    """One repository per test: caches keyed by repo never see another test's state."""
+
+    def __init__(self, fake: FakeGitHub, svc: RunningService) -> None:
+        self.fake = fake
+        self.svc = svc
+        self.org = f"org{next(_orgs)}"
+        self.repo = f"{self.org}/app"
+        self.base = f"{next(_orgs):040x}"
+        fake.add_repo(self.repo)
+        self.installation = fake.installation_id_for(self.repo)
+        fake.set_file(self.repo, self.base, ".github/CODEOWNERS", OWNERS.format(org=self.org))
+        for team, members in {
+            "devs": ["dev1"],
+            "security": ["sec1"],
+            "billing": ["bill1"],
+            "dba": ["dba1"],
+        }.items():
+            fake.set_team(self.org, team, members)
+
+    def open(
+        self,
+        number: int,
+        files: list[PRFile],
+        *,
+        head: str,
+        author: str = "devin-ai-integration[bot]",
+        author_type: str = "Bot",
+        draft: bool = False,
+        **extra: Any,
+    ) -> None:
+        self.fake.add_pull(
+            self.repo,
+            number,
+            author=author,
+            author_type=author_type,
+            head_sha=head,
+            base_sha=self.base,
+            files=files,
+            draft=draft,
+            **extra,
+        )
+        response = self.deliver(
+            "pull_request",
+            "opened",
+            number=number,
+            head_sha=head,
+            author=author,
+            author_type=author_type,
+        )
+        assert response.status_code == 202, response.text
+
+    def deliver(self, event: str, action: str | None = None, **patches: Any) -> httpx.Response:
+        return self.svc.deliver(
+            event, action, repo=self.repo, installation_id=self.installation, **patches
+        )
+
+    def settle(self) -> None:
+        wait_for(lambda: self.svc.call(lambda s: s.store.depth()) == 0, what="queue to drain")
+
+    def run(self, head: str, conclusion: str | None = None) -> Any:
+        def found() -> Any:
+            runs = self.fake.check_runs(self.repo, head)
+            if runs and (conclusion is None or runs[-1].conclusion == conclusion):
+                return runs[-1]
+            return None
+
+        return wait_for(found, what=f"check run {conclusion or ''} on {head[:8]}")
+
+
+@pytest.fixture
+def world(fake_github: FakeGitHub, service: RunningService) -> Iterator[World]:
+    world = World(fake_github, service)
+    yield world
+    world.settle()  # nothing of this test may reach the next one
+    OBSERVED.update(tuple(c.operation.split(" ", 1)) for c in fake_github.calls if c.operation)
+
+
+def sha(n: int) -> str:
+    return f"{n:040x}"
+
+
+def patch(lines: int = 1) -> str:
+    return f"@@ -0,0 +1,{lines} @@\n" + "\n".join(f"+line {i}" for i in range(lines))
