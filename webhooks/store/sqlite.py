@@ -454,14 +454,13 @@ class SqliteStore:
         statement per delivery made a batch of 20 wait for the GIL 20 times.
         """
         now = time.time()
+        results: list[bool | BaseException] = []
         with self._write(conn):
-            # AUTOINCREMENT: this transaction's rows are exactly those above the old maximum
-            (before,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM delivery").fetchone()
             for start in range(0, len(deliveries), _ROWS_PER_INSERT):
                 chunk = deliveries[start : start + _ROWS_PER_INSERT]
                 rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
                 # A row whose id was seen within the dedupe window is not inserted (trigger).
-                conn.execute(
+                cursor = conn.execute(
                     "INSERT INTO delivery (id, key, event, action, body, received_at,"  # noqa: S608
                     f" accepted_at, dedupe_until) VALUES {rows}",
                     [
@@ -479,15 +478,22 @@ class SqliteStore:
                         )
                     ],
                 )
-            (inserted_json,) = conn.execute(
-                "SELECT json_group_array(id) FROM delivery WHERE seq > ?", (before,)
-            ).fetchone()
-        inserted = set(json.loads(inserted_json))
-        results: list[bool | BaseException] = []
-        for delivery in deliveries:
-            # a second copy of an id in the same batch is the duplicate
-            results.append(delivery.id in inserted)
-            inserted.discard(delivery.id)
+                count = cursor.rowcount  # rows inserted by the statement, not its triggers
+                if count == len(chunk):  # the usual case: no duplicates
+                    results.extend([True] * count)
+                    continue
+                inserted: set[str] = set()
+                if count > 0 and cursor.lastrowid is not None:
+                    # AUTOINCREMENT under the write lock: the new rows are the last `count`
+                    (found,) = conn.execute(
+                        "SELECT json_group_array(id) FROM delivery WHERE seq > ? AND seq <= ?",
+                        (cursor.lastrowid - count, cursor.lastrowid),
+                    ).fetchone()
+                    inserted = set(json.loads(found))
+                for delivery in chunk:
+                    # a second copy of an id in the same batch is the duplicate
+                    results.append(delivery.id in inserted)
+                    inserted.discard(delivery.id)
         return results
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
