@@ -481,30 +481,6 @@ def test_expired_installation_token_is_refreshed_once(world: World) -> None:
     assert any(c.status == 401 for c in world.fake.calls)
 
 
-def test_expired_installation_token_is_refreshed_once(world: World) -> None:
-    world.open(23, [PRFile("docs/a.md", patch=patch())], head=sha(2301))
-    world.run(sha(2301), "success")
-    world.fake.expire_tokens()
-    world.fake.push(world.repo, 23, sha(2302), files=[PRFile("docs/b.md", patch=patch())])
-    world.deliver("pull_request", "synchronize", number=23, head_sha=sha(2302))
-    world.run(sha(2302), "success")
-    assert any(c.status == 401 for c in world.fake.calls)
-
-
-def test_manifest_permissions_are_exactly_those_the_calls_need() -> None:
-    """Runs last in this module: derives the permission set from the calls made above."""
-    import yaml
-
-    from webhooks.permissions import OPERATIONS, needed_permissions
-
-    assert len(OBSERVED) >= 10, "the end-to-end tests above must run first"
-    unknown = sorted(op for op in OBSERVED if op not in OPERATIONS)
-    assert unknown == [], f"calls missing from webhooks/permissions.py: {unknown}"
-    manifest = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
-    derived = needed_permissions(sorted(OBSERVED), events=manifest["default_events"])
-    assert derived == manifest["default_permissions"]
-
-
 def test_label_that_marks_an_agent_pr_is_re_evaluated(world: World) -> None:
     world.fake.set_file(
         world.repo,
@@ -542,3 +518,17 @@ def test_check_suite_request_evaluates_the_pull_requests_of_its_head(world: Worl
     payload["check_suite"].update({"head_sha": sha(2501), "pull_requests": [{"number": 25}]})
     assert world.svc.deliver("check_suite", "requested", payload=payload).status_code == 202
     world.run(sha(2501), "success")
+
+
+def test_manifest_permissions_are_exactly_those_the_calls_need() -> None:
+    """Runs last in this module: derives the permission set from the calls made above."""
+    import yaml
+
+    from webhooks.permissions import OPERATIONS, needed_permissions
+
+    assert len(OBSERVED) >= 10, "the end-to-end tests above must run first"
+    unknown = sorted(op for op in OBSERVED if op not in OPERATIONS)
+    assert unknown == [], f"calls missing from webhooks/permissions.py: {unknown}"
+    manifest = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
+    derived = needed_permissions(sorted(OBSERVED), events=manifest["default_events"])
+    assert derived == manifest["default_permissions"]

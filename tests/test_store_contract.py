@@ -143,6 +143,11 @@ async def test_concurrent_accepts_dedupe(store: Store) -> None:
     assert results.count(True) == 60
     assert results.count(False) == 15
     assert await store.depth() == 60
+    # old and new ids in one batch: each gets its own answer
+    mixed = [delivery(f"new-{i}") if i % 2 else burst[i] for i in range(20)]
+    results = await asyncio.gather(*(store.accept(d) for d in mixed))
+    assert results == [bool(i % 2) for i in range(20)]
+    assert await store.depth() == 70
 
 
 async def test_dedupe_survives_completion(store: Store) -> None:
