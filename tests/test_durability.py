@@ -26,6 +26,7 @@ from tests.fakegithub import deliveries
 from tests.fakegithub.models import PRFile
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import SECRET, running, settings_env, wait_for
+from tests.world import sha
 from webhooks.keys import write_private_key
 
 _n = itertools.count(1)
@@ -84,8 +85,18 @@ def post(
     return httpx.post(f"{url}/api/github/webhooks", content=body, headers=headers, timeout=15)
 
 
-def sha(n: int) -> str:
-    return f"{n:040x}"
+def opened(url: str, repo: str, installation: int, number: int, **extra: Any) -> int:
+    """POST a signed pull_request.opened for PR ``number`` (head ``sha(number * 1000)``)."""
+    return post(
+        url,
+        "pull_request",
+        "opened",
+        repo=repo,
+        installation_id=installation,
+        number=number,
+        head_sha=sha(number * 1000),
+        **extra,
+    ).status_code
 
 
 def scenario(fake: FakeGitHub, prs: int) -> tuple[str, int, str]:
@@ -143,18 +154,7 @@ def test_worker_killed_mid_job_is_reclaimed_after_its_lease(
     env = settings_env(fake_github, tmp_path, GATE_LEASE_SECONDS="2")
     fake_github.latency = 0.5  # the worker is mid-job when it dies
     with gate_serve(env) as (proc, url):
-        assert (
-            post(
-                url,
-                "pull_request",
-                "opened",
-                repo=repo,
-                installation_id=installation,
-                number=2,
-                head_sha=sha(2000),
-            ).status_code
-            == 202
-        )
+        assert opened(url, repo, installation, 2) == 202
         wait_for(
             lambda: any(c.path.endswith("/pulls/2") for c in fake_github.calls),
             what="the job to start",
@@ -225,18 +225,7 @@ def test_redis_outage_answers_503_and_resumes_without_loss(
     with private_redis(tmp_path) as (redis_url, (start, stop)):
         env = settings_env(fake_github, tmp_path / "data", GATE_REDIS_URL=redis_url)
         with gate_serve(env) as (_proc, url):
-            assert (
-                post(
-                    url,
-                    "pull_request",
-                    "opened",
-                    repo=repo,
-                    installation_id=installation,
-                    number=1,
-                    head_sha=sha(1000),
-                ).status_code
-                == 202
-            )
+            assert opened(url, repo, installation, 1) == 202
             wait_for(lambda: fake_github.check_runs(repo, sha(1000)), what="first check run")
             stop()
             refused = post(
@@ -254,32 +243,9 @@ def test_redis_outage_answers_503_and_resumes_without_loss(
             start()
             wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, what="ready again")
             # GitHub's redelivery of the refused delivery is accepted, not a duplicate.
-            assert (
-                post(
-                    url,
-                    "pull_request",
-                    "opened",
-                    repo=repo,
-                    installation_id=installation,
-                    number=2,
-                    head_sha=sha(2000),
-                    delivery_id="during-outage",
-                ).status_code
-                == 202
-            )
+            assert opened(url, repo, installation, 2, delivery_id="during-outage") == 202
             for number in (3, 4):
-                assert (
-                    post(
-                        url,
-                        "pull_request",
-                        "opened",
-                        repo=repo,
-                        installation_id=installation,
-                        number=number,
-                        head_sha=sha(number * 1000),
-                    ).status_code
-                    == 202
-                )
+                assert opened(url, repo, installation, number) == 202
             for number in (2, 3, 4):
                 wait_for(
                     lambda n=number: fake_github.check_runs(repo, sha(n * 1000)),

@@ -9,14 +9,16 @@ https://www.sqlite.org/wal.html).
 Concurrency: several processes may share the file (two ``gate serve`` on one
 host). Every read-modify-write runs in ``BEGIN IMMEDIATE``, which takes the
 database's single write lock up front, so two claimers serialise and can never
-lease the same key (https://www.sqlite.org/lang_transaction.html). A process
-that finds the lock taken waits up to ``busy_timeout`` and then reports
+lease the same key (https://www.sqlite.org/lang_transaction.html); an accept is
+a single INSERT statement, a transaction of its own. A process that finds the
+lock taken waits up to ``busy_timeout`` and then reports
 :class:`StoreUnavailable` (https://www.sqlite.org/pragma.html#pragma_busy_timeout).
 
 Threading: one dedicated thread owns the connection; coroutines hand it work
 through a queue and await a future, so the event loop never blocks on SQLite or
-fsync. Accepts that queue up while a commit is in flight are written in *one*
-transaction (group commit): one fsync acknowledges all of them, which keeps the
+fsync. Accepts made in one event-loop iteration travel to the thread together,
+and whatever accepts queue up while a commit is in flight go into the next
+statement (group commit): one fsync acknowledges all of them, which keeps the
 webhook acknowledgement path fast under bursts. Workers polling an empty queue
 only read (WAL readers take no lock), so they never hold up an accept.
 
@@ -74,7 +76,7 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Upper bound of accepts folded into one transaction; keeps a commit short.
+#: Upper bound of queued calls the thread takes in one round (keeps replies flowing).
 _MAX_BATCH = 256
 #: How long the SQLite thread waits for more accepts once it has seen them arrive
 #: together; a fraction of a commit (which fsyncs), so waiting pays for itself.
@@ -271,7 +273,7 @@ class SqliteStore:
         return calls, False
 
     def _dispatch(self, calls: list[_Call]) -> None:
-        # Order is kept; only neighbouring accepts share a transaction.
+        # Order is kept; neighbouring accepts share INSERT statements.
         outcomes: list[_Outcome] = []
         i = 0
         while i < len(calls):
@@ -294,7 +296,7 @@ class SqliteStore:
             return (call, None, _unavailable(error) if _is_outage(error) else error)
 
     def _run_accepts(self, calls: Sequence[_Call]) -> list[_Outcome]:
-        """All accepts in one transaction; each call's result is a list, one per delivery."""
+        """The accepts of several calls together; each call's result lists one per delivery."""
         deliveries = [delivery for call in calls for delivery in call.deliveries or ()]
         try:
             conn = self._connection()
@@ -447,53 +449,54 @@ class SqliteStore:
     def _accept_batch(
         self, conn: sqlite3.Connection, deliveries: list[Delivery]
     ) -> list[bool | BaseException]:
-        """Insert the batch with a constant number of statements, whatever its size.
+        """Insert the batch in as few SQLite calls as possible.
 
-        Each statement releases and re-acquires the GIL, and under load the event
-        loop holds it for up to ``sys.getswitchinterval()`` (5 ms) at a time: a
-        statement per delivery made a batch of 20 wait for the GIL 20 times.
+        Each call releases and re-acquires the GIL, and under load the event loop
+        keeps it for up to ``sys.getswitchinterval()`` (5 ms) at a time, so calls,
+        not rows, are what an accept waits for. One multi-row INSERT outside
+        BEGIN/COMMIT is its own transaction: it takes the write lock, runs the
+        triggers and commits (fsync) within a single call.
         """
         now = time.time()
+        dedupe_until = now + DEDUPE_SECONDS
         results: list[bool | BaseException] = []
-        with self._write(conn):
-            for start in range(0, len(deliveries), _ROWS_PER_INSERT):
-                chunk = deliveries[start : start + _ROWS_PER_INSERT]
-                rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-                # A row whose id was seen within the dedupe window is not inserted (trigger).
-                cursor = conn.execute(
-                    "INSERT INTO delivery (id, key, event, action, body, received_at,"  # noqa: S608
-                    f" accepted_at, dedupe_until) VALUES {rows}",
-                    [
-                        value
-                        for d in chunk
-                        for value in (
-                            d.id,
-                            d.key,
-                            d.event,
-                            d.action,
-                            d.body,
-                            d.received_at,
-                            now,
-                            now + DEDUPE_SECONDS,
-                        )
-                    ],
-                )
-                count = cursor.rowcount  # rows inserted by the statement, not its triggers
-                if count == len(chunk):  # the usual case: no duplicates
-                    results.extend([True] * count)
-                    continue
-                inserted: set[str] = set()
-                if count > 0 and cursor.lastrowid is not None:
-                    # AUTOINCREMENT under the write lock: the new rows are the last `count`
-                    (found,) = conn.execute(
-                        "SELECT json_group_array(id) FROM delivery WHERE seq > ? AND seq <= ?",
-                        (cursor.lastrowid - count, cursor.lastrowid),
-                    ).fetchone()
-                    inserted = set(json.loads(found))
-                for delivery in chunk:
-                    # a second copy of an id in the same batch is the duplicate
-                    results.append(delivery.id in inserted)
-                    inserted.discard(delivery.id)
+        self._check_file()
+        for start in range(0, len(deliveries), _ROWS_PER_INSERT):
+            chunk = deliveries[start : start + _ROWS_PER_INSERT]
+            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            # A row whose id was seen within the dedupe window is not inserted (trigger).
+            cursor = conn.execute(
+                "INSERT INTO delivery (id, key, event, action, body, received_at,"  # noqa: S608
+                f" accepted_at, dedupe_until) VALUES {rows}",
+                [
+                    value
+                    for d in chunk
+                    for value in (
+                        d.id,
+                        d.key,
+                        d.event,
+                        d.action,
+                        d.body,
+                        d.received_at,
+                        now,
+                        dedupe_until,
+                    )
+                ],
+            )
+            if cursor.rowcount == len(chunk):  # the usual case: no duplicates
+                results.extend([True] * len(chunk))
+                continue
+            # Which ones? Those this statement remembered: seen with exactly our expiry.
+            marks = ", ".join(["?"] * len(chunk))
+            (found,) = conn.execute(
+                f"SELECT json_group_array(id) FROM seen WHERE expires = ? AND id IN ({marks})",  # noqa: S608
+                [dedupe_until, *(d.id for d in chunk)],
+            ).fetchone()
+            inserted = set(json.loads(found))
+            for delivery in chunk:
+                # a second copy of an id in the same batch is the duplicate
+                results.append(delivery.id in inserted)
+                inserted.discard(delivery.id)
         return results
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
