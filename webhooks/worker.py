@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,7 +60,8 @@ class Worker:
     def __init__(self, service: Service, *, name: str) -> None:
         self.service = service
         self.name = name
-        self._scans: dict[tuple[str, tuple[str, ...]], ScanResult] = {}
+        #: Scan results by (head sha, packages); a head's packages never change.
+        self._scans: OrderedDict[tuple[str, tuple[str, ...]], ScanResult] = OrderedDict()
 
     # --- the loop ------------------------------------------------------------------
 
@@ -350,6 +352,8 @@ class Worker:
                     urls=self.service.scan_urls,
                     now=self.service.clock(),
                 )
+            if len(self._scans) > 1024:
+                self._scans.popitem(last=False)
         return self._scans[key]
 
     async def evaluate_pr(
