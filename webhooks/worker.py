@@ -25,7 +25,7 @@ from gate.detectors.base import ScanInput
 from gate.detectors.dependencies import new_packages
 from gate.detectors.manifests import Package
 from gate.diff import PatchError, added_lines
-from gate.model import Confirmation, Contents, PullSnapshot, ScanResult
+from gate.model import Confirmation, Contents, PullSnapshot, ScanResult, ScanStatus
 from gate.policy import InvalidPolicy
 from gate.result import Decision, Outcome
 from webhooks import checks, records
@@ -343,18 +343,22 @@ class Worker:
             snapshot.head_sha,
             tuple(sorted(f"{p.ecosystem}:{p.name}:{p.spec}" for p in packages)),
         )
-        if key not in self._scans:
-            async with httpx.AsyncClient() as client:
-                self._scans[key] = await scan_packages(
-                    packages=packages,
-                    head_sha=snapshot.head_sha,
-                    client=client,
-                    urls=self.service.scan_urls,
-                    now=self.service.clock(),
-                )
+        if key in self._scans:
+            return self._scans[key]
+        async with httpx.AsyncClient() as client:
+            result = await scan_packages(
+                packages=packages,
+                head_sha=snapshot.head_sha,
+                client=client,
+                urls=self.service.scan_urls,
+                now=self.service.clock(),
+            )
+        # "Unavailable" is not an answer: the next evaluation asks again.
+        if result.status is not ScanStatus.UNAVAILABLE:
+            self._scans[key] = result
             if len(self._scans) > 1024:
                 self._scans.popitem(last=False)
-        return self._scans[key]
+        return result
 
     async def evaluate_pr(
         self,
