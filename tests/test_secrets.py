@@ -586,6 +586,12 @@ def test_a_long_token_is_judged_by_its_head() -> None:
     assert token[4:12] not in finding.message
 
 
+def test_a_long_unquoted_value_is_judged_by_its_head_and_its_name() -> None:
+    value = rand(3000, seed="long-env")
+    assert rules(".env", "A=1", f"API_KEY={value}") == [("generic-secret-unquoted", 2)]
+    assert rules(".env", "A=1", f"NEXT_TOKEN={value}") == []
+
+
 def test_keyword_prefilter_falls_back_when_the_set_gives_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -398,7 +398,7 @@ def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Fin
             if which is None:
                 reason = "a candidate secret too long to inspect"
                 return (*_ordered(findings), _unscannable(path, reason, line=line_at(start)))
-            member, match, span = which
+            member, match, span, base = which
             # Resume at the end of the secret, not of the match: a delimiter the
             # pattern consumed after this token may be the one before the next.
             # Past a long match, resume at its end so no byte is searched twice.
@@ -406,7 +406,7 @@ def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Fin
             if any(span[0] < stop and begin < span[1] for begin, stop in claimed):
                 continue  # an earlier, more specific rule already reported it
             secret = data[span[0] : span[1]].decode("utf-8", "replace")
-            context = _context(member, match, data)
+            context = _context(member, match, data, base)
             if not _plausible(member.rule, secret, context=context):
                 continue
             claimed.append(span)
@@ -419,8 +419,9 @@ def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Fin
 
 def _which(
     one: _Pass, data: bytes, start: int, end: int
-) -> tuple[_Member, Any, tuple[int, int]] | None:
-    """The member that matched ``data[start:end]``, its match, and its secret's span.
+) -> tuple[_Member, Any, tuple[int, int], int] | None:
+    """The member that matched ``data[start:end]``, its match, its secret's span in
+    ``data``, and the offset in ``data`` of the text the match's own spans count from.
 
     Captures come from RE2's NFA, whose cost grows with the text, so a match
     longer than ``EXTRACT_LIMIT`` is re-matched on its first ``EXTRACT_LIMIT``
@@ -444,20 +445,20 @@ def _which(
         for group in member.secret_groups:
             span: tuple[int, int] = match.span(group)
             if span[0] >= 0:
-                return member, match, (span[0] + base, span[1] + base)
-    if last < 0:
-        return None
-    # The span is some member's match by construction of the union.
-    raise AssertionError("no rule matches the span its pass found")  # pragma: no cover
+                return member, match, (span[0] + base, span[1] + base), base
+    # Only a long match's head can fail: a whole span is some member's match by
+    # construction of the union. Either way the caller fails closed.
+    return None
 
 
-def _context(member: _Member, match: Any, data: bytes) -> dict[str, str]:
+def _context(member: _Member, match: Any, data: bytes, base: int) -> dict[str, str]:
     """The context groups of ``match``; ``name`` grows left to the whole identifier."""
     context = {}
     for name, at in member.context_groups:
         begin, end = match.span(at)
         if begin < 0:
             continue
+        begin, end = begin + base, end + base
         if name == "name":
             # ``NextToken``: the credential word is not always where the name starts.
             floor = max(0, begin - _NAME_REACH)
