@@ -455,7 +455,7 @@ def _one_store(
                     runs[name].append(_throughput(server, paths[name], manifest, script, seconds))
                     reset()
             at_rate = {
-                name: _at_rate(server, paths[name], manifest, 3.0 if quick else 10.0)
+                name: _at_rate(server, paths[name], manifest, 2.0 if quick else 10.0)
                 for name in ("bare", "webhook")
             }
             reset()

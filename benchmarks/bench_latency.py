@@ -109,7 +109,7 @@ def _summary(samples: list[dict[str, float]], latency: float) -> dict[str, Any]:
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
-    samples = 5 if quick else 20
+    samples = 3 if quick else 20
     rng = random.Random(3)
     results: dict[str, Any] = {
         "round_trip_ms": ROUND_TRIP * 1e3,

@@ -3,9 +3,9 @@
 The service runs as a subprocess with the test harness's environment pointed at a
 fake GitHub in this process. RSS (``VmRSS`` in ``/proc/PID/status``) is read once it
 answers ``/readyz`` and has idled a second, then after each wave of decisions:
-250 agent PRs (``--quick``: 50) are opened, pushed, approved and pushed again, one
+250 agent PRs (``--quick``: 25) are opened, pushed, approved and pushed again, one
 event per PR per wave, each wave delivered only once the previous one is decided,
-so that none coalesces and every event is one decision (1,000 in all; quick: 200).
+so that none coalesces and every event is one decision (1,000 in all; quick: 100).
 ``VmHWM`` is the peak. The goal is under 150 MB after 1,000 decisions.
 """
 
@@ -33,7 +33,7 @@ def _mb(kb: int) -> float:
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
-    prs = 50 if quick else 250
+    prs = 25 if quick else 250
     results: dict[str, Any] = {"prs": prs, "goal_mb": GOAL_MB, "waves": []}
     with started_fake() as fake:
         scenario = Scenario(fake)

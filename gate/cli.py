@@ -330,15 +330,21 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         if module_name != loaded:
             sub.add_parser(name, help=help_text, add_help=False)
     if loaded is not None:
-        importlib.import_module(loaded).register(sub)
+        try:
+            module = importlib.import_module(loaded)
+        except ModuleNotFoundError as error:
+            if not (error.name and loaded.startswith(error.name)):
+                raise
+            raise UsageError(f"'{wanted}' is not part of this installation ({loaded})") from None
+        module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
         code: int = args.func(args)
     except UsageError as error:
         print(f"gate: error: {error}", file=sys.stderr)
