@@ -62,6 +62,8 @@ class Worker:
         self.name = name
         #: Scan results by (head sha, packages); a head's packages never change.
         self._scans: OrderedDict[tuple[str, tuple[str, ...]], ScanResult] = OrderedDict()
+        #: A redone job may have created its check run before it died: look it up.
+        self._redo = False
 
     # --- the loop ------------------------------------------------------------------
 
@@ -161,6 +163,7 @@ class Worker:
     # --- one job -------------------------------------------------------------------
 
     async def process(self, job: Job) -> Outcomes:
+        self._redo = job.attempts > 0
         kind, _, rest = job.key.partition(":")
         installation = _installation(job.deliveries)
         delivery_id = job.deliveries[-1].id if job.deliveries else ""
@@ -445,6 +448,7 @@ class Worker:
             head_sha=decision.head_sha,
             body=body,
             more_annotations=more,
+            look_up=self._redo,
         )
         latest = {
             "head_sha": decision.head_sha,
