@@ -248,8 +248,9 @@ def test_draft_waits_for_ready_for_review_before_requesting(world: World) -> Non
 def test_team_without_access_is_noted_not_fatal(world: World) -> None:
     world.fake.teams_without_access.add(f"{world.org}/security")
     world.open(15, [PRFile("app/auth/x.py", patch=patch())], head=sha(1501))
-    run = world.run(sha(1501), "action_required")
-    assert "refused the review request" in run.summary
+    world.run(sha(1501), "action_required")
+    world.settle()
+    assert "refused the review request" in world.run(sha(1501)).summary
 
 
 def test_more_than_50_annotations_go_in_follow_up_patches(world: World) -> None:
@@ -518,6 +519,29 @@ def test_check_suite_request_evaluates_the_pull_requests_of_its_head(world: Worl
     payload["check_suite"].update({"head_sha": sha(2501), "pull_requests": [{"number": 25}]})
     assert world.svc.deliver("check_suite", "requested", payload=payload).status_code == 202
     world.run(sha(2501), "success")
+
+
+def test_configuration_reread_after_invalidation_is_a_304(world: World) -> None:
+    world.open(26, [PRFile("docs/a.md", patch=patch())], head=sha(2601))
+    world.run(sha(2601), "success")
+    # An installation event drops the parsed-configuration cache; the listing is
+    # revalidated with its ETag and the blob is not fetched again.
+    world.svc.deliver(
+        "installation", "new_permissions_accepted", installation_id=world.installation
+    )
+    world.settle()
+    world.fake.add_pull(
+        world.repo,
+        27,
+        head_sha=sha(2701),
+        base_sha=world.base,
+        files=[PRFile("app/auth/x.py", patch=patch())],
+    )
+    world.deliver("pull_request", "opened", number=27, head_sha=sha(2701))
+    world.run(sha(2701), "action_required")
+    listings = world.fake.calls_to("GET", "/repos/{owner}/{repo}/contents/{path}")
+    assert [c.status for c in listings if c.path.endswith("/contents/.github")] == [200, 304]
+    assert len(world.fake.calls_to("GET", "/repos/{owner}/{repo}/git/blobs/{file_sha}")) == 1
 
 
 def test_manifest_permissions_are_exactly_those_the_calls_need() -> None:

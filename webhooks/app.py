@@ -126,6 +126,7 @@ def create_app(service: Service) -> Starlette:
             metrics.deliveries.labels(event=event, result="duplicate").inc()
             return _answer(200, "duplicate delivery: already accepted")
         metrics.deliveries.labels(event=event, result="accepted").inc()
+        service.wakeup.set()
         log.info("delivery accepted", extra={**context, "key": route.key, "repo": route.repo})
         return _answer(202, "accepted", key=route.key)
 

@@ -109,6 +109,20 @@ async def publish(
     return run_id
 
 
+async def add_note(
+    gh: GitHubApp, *, installation_id: int, repo: str, run_id: int, body: dict[str, Any], note: str
+) -> None:
+    """Append ``note`` to the check run's summary."""
+    summary = (body["output"]["summary"] + f"\n\n> {note}")[: render.MAX_TEXT]
+    await gh.call(
+        "PATCH",
+        f"/repos/{repo}/check-runs/{run_id}",
+        installation_id=installation_id,
+        json={"output": {"title": body["output"]["title"], "summary": summary}},
+        route="PATCH /check-runs/{id}",
+    )
+
+
 async def find_check_run(
     gh: GitHubApp, *, installation_id: int, repo: str, head_sha: str
 ) -> int | None:

@@ -7,8 +7,8 @@
   are retried inside a request while the wait is at most ``MAX_WAIT`` seconds;
   a longer wait raises ``Backoff`` so the job goes back to the queue instead of
   holding a worker. https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
-- ETag revalidation comes from githubkit's HTTP cache (304s do not count against
-  the rate limit).
+- Conditional requests: callers pass ``If-None-Match``; a 304 comes back as an
+  answer, not an error (304s do not count against the rate limit).
 - REST only; responses are returned as JSON for the edge to translate once.
 """
 
@@ -30,6 +30,8 @@ from githubkit.typing import RetryOption
 log = logging.getLogger("merge_gate.github")
 
 MAX_WAIT = 10.0
+#: Installations with a live client (and token); the least recently created go first.
+MAX_CLIENTS = 256
 MAX_RETRIES = 3
 API_VERSION = "2022-11-28"
 
@@ -115,13 +117,19 @@ class GitHubApp:
                 base_url=self._base_url,
                 timeout=self._timeout,
                 auto_retry=retry_decision,
-                http_cache=True,
+                # No HTTP response cache: it kept every response (file lists with
+                # patches) in memory. Configuration is cached above it by base sha
+                # and blob sha, content-addressed, so it needs no request at all.
+                http_cache=False,
                 # A cache per client: forget() must drop this installation's token;
                 # githubkit's default cache is shared by the whole process.
                 cache_strategy=MemCacheStrategy(),
                 user_agent="merge-gate",
             )
             self._clients[installation_id] = client
+            if len(self._clients) > MAX_CLIENTS:
+                evicted = next(iter(self._clients))
+                self.forget(evicted)
         return client
 
     def forget(self, installation_id: int | None = None) -> None:
@@ -142,6 +150,7 @@ class GitHubApp:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         route: str = "",
+        headers: Mapping[str, str] | None = None,
     ) -> Answer:
         """One REST call; ``installation_id=None`` authenticates as the App (JWT)."""
         if installation_id not in self._warm:
@@ -150,10 +159,12 @@ class GitHubApp:
             lock = self._locks.setdefault(installation_id, asyncio.Lock())
             async with lock:
                 if installation_id not in self._warm:
-                    answer = await self._call(method, url, installation_id, params, json, route)
+                    answer = await self._call(
+                        method, url, installation_id, params, json, route, headers
+                    )
                     self._warm.add(installation_id)
                     return answer
-        return await self._call(method, url, installation_id, params, json, route)
+        return await self._call(method, url, installation_id, params, json, route, headers)
 
     async def _call(
         self,
@@ -163,6 +174,7 @@ class GitHubApp:
         params: Mapping[str, Any] | None,
         json: Any,
         route: str,
+        headers: Mapping[str, str] | None = None,
     ) -> Answer:
         for attempt in (1, 2):
             client = self._client(installation_id)
@@ -175,6 +187,7 @@ class GitHubApp:
                     headers={
                         "X-GitHub-Api-Version": API_VERSION,
                         "Accept": "application/vnd.github+json",
+                        **(headers or {}),
                     },
                 )
             except RateLimitExceeded as error:
@@ -199,7 +212,8 @@ class GitHubApp:
             except RequestError as error:
                 raise Backoff(10.0, f"cannot reach GitHub: {error}") from None
             self._count(method, route or url, response.status_code, response.headers)
-            data = response.raw_response.json() if response.content else None
+            status = response.status_code
+            data = response.raw_response.json() if response.content and status != 304 else None
             return Answer(status=response.status_code, headers=response.headers, data=data)
         raise GitHubError(401, "unauthorized after refreshing the installation token")
 

@@ -182,6 +182,10 @@ class ConfigReader:
         self._gh = gh
         self._by_sha: OrderedDict[tuple[str, str], Config] = OrderedDict()
         self._blobs: OrderedDict[str, str] = OrderedDict()
+        #: (repo, directory) -> (ETag, listing) of the last listing read. GitHub's ETag
+        #: is a hash of the response, so it also matches the same listing at
+        #: another commit: an unchanged .github/ at a new base sha costs a 304.
+        self._listings: OrderedDict[tuple[str, str], tuple[str, dict[str, str]]] = OrderedDict()
         self._size = size
 
     async def read(self, *, installation_id: int, repo: str, sha: str) -> Config:
@@ -224,6 +228,7 @@ class ConfigReader:
         self, *, installation_id: int, repo: str, sha: str, directory: str
     ) -> dict[str, str]:
         url = f"/repos/{repo}/contents/{directory}" if directory else f"/repos/{repo}/contents/"
+        known = self._listings.get((repo, directory))
         try:
             answer = await self._gh.call(
                 "GET",
@@ -231,12 +236,21 @@ class ConfigReader:
                 installation_id=installation_id,
                 params={"ref": sha},
                 route="GET /contents",
+                headers={"If-None-Match": known[0]} if known else None,
             )
         except NotFound:
             return {}
+        if answer.status == 304 and known:
+            return dict(known[1])
         if not isinstance(answer.data, list):
             return {}
-        return {str(i["path"]): str(i["sha"]) for i in answer.data if i.get("type") == "file"}
+        listing = {str(i["path"]): str(i["sha"]) for i in answer.data if i.get("type") == "file"}
+        etag = answer.headers.get("etag")
+        if etag:
+            self._listings[(repo, directory)] = (etag, listing)
+            if len(self._listings) > self._size:
+                self._listings.popitem(last=False)
+        return listing
 
     async def _blob(self, installation_id: int, repo: str, blob: str) -> str:
         if blob in self._blobs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ class Service:
     scan_urls: ScanUrls = field(default_factory=ScanUrls)
     clock: Callable[[], datetime] = utcnow
     wall: Callable[[], float] = time.time
+    #: Set by the receiver after an accept, so workers in the same process start at
+    #: once instead of at their next poll (workers elsewhere poll the store).
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:
         await self.audit.close(self.clock())

@@ -71,8 +71,10 @@ class Worker:
         while not stop.is_set():
             worked = await self.run_once()
             if not worked:
+                wakeup = self.service.wakeup
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=idle)
+                    await asyncio.wait_for(wakeup.wait(), timeout=idle)
+                wakeup.clear()
 
     async def run_once(self) -> bool:
         svc = self.service
@@ -427,20 +429,9 @@ class Worker:
             text=record.fenced(),
             annotations=render.annotate(decision, raw_details=record.digest),
         )
-        note = None
-        if not snapshot.draft:
-            note = await checks.request_reviews(
-                svc.gh,
-                installation_id=installation_id,
-                repo=decision.repo,
-                number=decision.number,
-                decision=decision,
-            )
-        if note:
-            body["output"]["summary"] = (body["output"]["summary"] + f"\n\n> {note}")[
-                : render.MAX_TEXT
-            ]
-        await checks.publish(
+        # The review request and the check-run write go out together (one round
+        # trip); a refused request is noted on the check run afterwards.
+        publishing = checks.publish(
             svc.gh,
             svc.store,
             installation_id=installation_id,
@@ -450,6 +441,29 @@ class Worker:
             more_annotations=more,
             look_up=self._redo,
         )
+        note = None
+        if not snapshot.draft and (decision.request_users or decision.request_teams):
+            note, run_id = await asyncio.gather(
+                checks.request_reviews(
+                    svc.gh,
+                    installation_id=installation_id,
+                    repo=decision.repo,
+                    number=decision.number,
+                    decision=decision,
+                ),
+                publishing,
+            )
+        else:
+            run_id = await publishing
+        if note:
+            await checks.add_note(
+                svc.gh,
+                installation_id=installation_id,
+                repo=decision.repo,
+                run_id=run_id,
+                body=body,
+                note=note,
+            )
         latest = {
             "head_sha": decision.head_sha,
             "outcome": decision.outcome.value,
