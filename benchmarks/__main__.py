@@ -208,8 +208,10 @@ def _memory(r: dict[str, Any]) -> list[Row]:
             round(after / idle, 2),
             f"< {r['goal_mb']:.0f} MB after 1,000",
             after < r["goal_mb"],
-            f"idle {idle} MB, after {after} MB, peak {r['peak_rss_mb']} MB "
-            f"({r['growth_kb_per_decision']} kB per decision)",
+            f"idle {idle} MB, after the first {r['waves'][0]['decisions']} decisions "
+            f"{r['waves'][0]['rss_mb']} MB, after {after} MB, peak {r['peak_rss_mb']} MB; "
+            f"{r['marginal_kb_per_decision']} kB per decision after the first wave; "
+            f"{r['waves'][-1]['seconds']} s for all",
         )
     ]
 
@@ -225,7 +227,8 @@ def _flood(r: dict[str, Any]) -> list[Row]:
             "≪ 1 (coalescing)",
             ratio < 0.5,
             f"{r['evaluations']} evaluations for {r['deliveries']} deliveries; drained "
-            f"{'in' if r['drained'] else 'NOT, after'} {r['drain_seconds']} s; "
+            f"{'in' if r['drained'] else 'NOT, after'} {r['drain_seconds']} s"
+            f"{' (rate limit spent)' if r.get('rate_limit_exhausted') else ''}; "
             f"{r['github_calls']} GitHub calls ({r['rate_limit_used']} rate-limited, "
             f"{fits} 5,000/h)",
         ),
@@ -248,6 +251,8 @@ def _store(r: dict[str, Any]) -> list[Row]:
         if "ack_ratio" not in s:
             continue
         ack, burst = s["ack_ratio"], s["burst"]
+        http = s.get("ack_ratio_http")
+        over_http = f"; over uvicorn {http['ratio']}" if isinstance(http, dict) else ""
         rows.append(
             Row(
                 "store",
@@ -258,7 +263,7 @@ def _store(r: dict[str, Any]) -> list[Row]:
                 f"{ack['accepting_per_second']}/s vs {ack['bare_per_second']}/s; accept "
                 f"{s['accept_sequential']['per_second']}/s alone, "
                 f"{s['accept_concurrent']['per_second']}/s at 64; burst of 10 → "
-                f"{burst['evaluations_mean']} evaluations",
+                f"{burst['evaluations_mean']} evaluations{over_http}",
             )
         )
     return rows
@@ -377,10 +382,9 @@ def table(rows: Sequence[Row]) -> str:
         "| --- | --- | ---: | --- | --- | --- |",
     ]
     for row in rows:
-        lines.append(
-            f"| {row.benchmark} | {row.measure} | {_fmt_ratio(row.ratio)} | {row.goal} | "
-            f"{meets[row.meets]} | {row.context.replace('|', '/')} |"
-        )
+        cells = [row.benchmark, row.measure, _fmt_ratio(row.ratio), row.goal]
+        cells += [meets[row.meets], row.context]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
 
@@ -452,7 +456,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """The ``gate bench`` subcommand."""
     parser = subparsers.add_parser(
-        "bench", help="run every benchmark and print ratios", description=__doc__
+        "bench",
+        help="run every benchmark and print ratios",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _arguments(parser)
     parser.set_defaults(func=run_cli)
@@ -474,7 +481,11 @@ def run_cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _arguments(parser)
     return run_cli(parser.parse_args(argv))
 

@@ -193,13 +193,8 @@ async def _closed_loop(
         i = 0
         while loop.time() < deadline:
             body, signature = bodies[(c + i) % len(bodies)]
-            statuses[
-                str(
-                    await _exchange(
-                        reader, writer, _request(path, port, body, signature, f"loop-{tag}-{c}-{i}")
-                    )
-                )
-            ] += 1
+            data = _request(path, port, body, signature, f"loop-{tag}-{c}-{i}")
+            statuses[str(await _exchange(reader, writer, data))] += 1
             i += 1
             done += 1
         writer.close()

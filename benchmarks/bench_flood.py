@@ -156,11 +156,15 @@ class Driver:
         asyncio.run(self._drive())
 
 
-def _wait_drained(url: str, *, timeout: float) -> float | None:
-    """When the queue emptied (time.monotonic()), or None after ``timeout``."""
+def _wait_drained(url: str, fake: FakeGitHub, *, timeout: float) -> float | None:
+    """When the queue emptied (time.monotonic()), or None after ``timeout``.
+
+    Gives up early once the rate limit is spent: the service then waits for its
+    reset, an hour away, and that is the figure to report.
+    """
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=url, timeout=10) as client:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and fake.rate_limit_remaining > 0:
             depth = parse_metrics(client.get("/metrics").text).get("merge_gate_queue_depth", 1)
             if depth == 0:
                 return time.monotonic()
@@ -208,7 +212,7 @@ def flood(
         started = time.monotonic()
         driver.drive()
         sent = time.monotonic()
-        drained = _wait_drained(url, timeout=timeout)
+        drained = _wait_drained(url, fake, timeout=timeout)
         done = time.monotonic()
     with httpx.Client(base_url=url, timeout=10) as client:
         after = client.get("/metrics").text
@@ -250,6 +254,7 @@ def flood(
         "github_calls_per_evaluation": round(len(calls) / max(evaluations, 1), 2),
         "rate_limit_used": remaining_before - fake.rate_limit_remaining,
         "rate_limit": fake.rate_limit,
+        "rate_limit_exhausted": fake.rate_limit_remaining == 0,
         "calls_by_operation": dict(Counter(c.operation or c.path for c in calls).most_common()),
         "final_correct": len(driver.final_head) - len(wrong),
         "final_checked": len(driver.final_head),
@@ -263,8 +268,7 @@ def flood(
 
 def run(*, quick: bool = False) -> dict[str, Any]:
     prs = 50 if quick else 500
-    with started_fake() as fake:
-        fake.rate_limit = fake.rate_limit_remaining = RATE_LIMIT
+    with started_fake(rate_limit=RATE_LIMIT) as fake:
         scenario = Scenario(fake)
         with GateProcess(fake) as gate:
             result = flood(
