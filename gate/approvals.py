@@ -44,7 +44,7 @@ def counted_approvals(
         if review.state is not ReviewState.APPROVED:
             continue
         why = identity.ineligible(
-            agents=agents, login=review.user, user_type=review.user_type, excluded=dict(excluded)
+            agents=agents, login=review.user, user_type=review.user_type, excluded=excluded
         )
         if why is None and review.commit_id != pull.head_sha:
             why = f"approved an older commit ({review.commit_id[:12]}), not the current head"
@@ -206,7 +206,7 @@ def _rollout(
         if confirmation.gate != "staged_rollout" or confirmation.head_sha != pull.head_sha:
             continue
         if identity.ineligible(
-            agents=agents, login=confirmation.user, user_type=None, excluded=dict(excluded)
+            agents=agents, login=confirmation.user, user_type=None, excluded=excluded
         ):
             continue
         probe = Review(
@@ -297,7 +297,7 @@ def reviewers_to_request(
         if "/" in name:
             return True
         return name not in approved and not identity.ineligible(
-            agents=agents, login=name, user_type=None, excluded=dict(excluded)
+            agents=agents, login=name, user_type=None, excluded=excluded
         )
 
     def already(owner: str) -> bool:

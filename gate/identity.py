@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -96,7 +96,7 @@ def never_counts(*, pull: PullSnapshot) -> dict[str, str]:
 
 
 def ineligible(
-    *, agents: Agents, login: str, user_type: UserType | None, excluded: dict[str, str]
+    *, agents: Agents, login: str, user_type: UserType | None, excluded: Mapping[str, str]
 ) -> str | None:
     """Why ``login``'s approval cannot count, or None when it can."""
     if login.lower() in excluded:

@@ -166,10 +166,6 @@ class Policy(_Section):
         refs += [ref for rule in self.scope.deny for ref in rule.detectors]
         return frozenset(ref.split(":", 1)[0] for ref in refs)
 
-    @property
-    def uses_labels(self) -> bool:
-        return bool(self.agents.labels)
-
 
 # --- parsing with positions ------------------------------------------------------------
 

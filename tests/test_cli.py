@@ -23,6 +23,10 @@ def gate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     )
 
 
+def check(repo: Path, *args: str, head: str = "agent/change") -> subprocess.CompletedProcess[str]:
+    return gate("check", "--repo", str(repo), "--base", "main", "--head", head, *args)
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("sample") / "repo"
@@ -35,7 +39,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sample_agent_branch_is_blocked_and_explained(sample: Path) -> None:
-    done = gate("check", "--repo", str(sample), "--base", "main", "--head", "agent/change")
+    done = check(sample)
     assert done.returncode == 1, done.stderr
     assert "app/auth/login.py" in done.stdout
     assert "needs 1 more approval(s) from @acme/security" in done.stdout
@@ -44,14 +48,8 @@ def test_sample_agent_branch_is_blocked_and_explained(sample: Path) -> None:
 
 
 def test_human_author_with_agent_commits_is_governed(sample: Path) -> None:
-    done = gate(
-        "check",
-        "--repo",
-        str(sample),
-        "--base",
-        "main",
-        "--head",
-        "agent/change",
+    done = check(
+        sample,
         "--author",
         "alice",
     )
@@ -60,14 +58,8 @@ def test_human_author_with_agent_commits_is_governed(sample: Path) -> None:
 
 
 def test_json_output_is_canonical_and_complete(sample: Path) -> None:
-    done = gate(
-        "check",
-        "--repo",
-        str(sample),
-        "--base",
-        "main",
-        "--head",
-        "agent/change",
+    done = check(
+        sample,
         "--author",
         "devin-ai-integration[bot]",
         "--format",
@@ -90,14 +82,8 @@ def test_json_output_is_canonical_and_complete(sample: Path) -> None:
 
 
 def test_approvals_by_owners_let_it_pass_except_the_rollout(sample: Path) -> None:
-    done = gate(
-        "check",
-        "--repo",
-        str(sample),
-        "--base",
-        "main",
-        "--head",
-        "agent/change",
+    done = check(
+        sample,
         "--team",
         "acme/security=alice",
         "--team",
@@ -136,17 +122,7 @@ def test_policy_comes_from_the_base_ref(sample: Path, tmp_path: Path) -> None:
         },
     )
     subprocess.run(["git", "-C", str(sample), "checkout", "-q", "main"], check=True)
-    done = gate(
-        "check",
-        "--repo",
-        str(sample),
-        "--base",
-        "main",
-        "--head",
-        "agent/loosen",
-        "--format",
-        "json",
-    )
+    done = check(sample, "--format", "json", head="agent/loosen")
     decision = json.loads(done.stdout)
     tiers = {f["path"]: f["tier"] for f in decision["files"]}
     assert tiers[".github/merge-gate.yml"] == "governance"

@@ -125,9 +125,7 @@ def test_policy_and_codeowners_edits_are_judged_by_the_base_versions(world: Worl
 
 
 def test_bad_signature_is_401_and_nothing_happens(world: World) -> None:
-    world.fake.add_pull(
-        world.repo, 7, head_sha=sha(701), base_sha=world.base, files=[PRFile("x.py")]
-    )
+    world.add_pull(7, [PRFile("x.py")], head=sha(701))
     before = len(world.fake.calls)
     response = world.svc.deliver(
         "pull_request",
@@ -152,13 +150,7 @@ def test_bad_signature_is_401_and_nothing_happens(world: World) -> None:
 
 
 def test_same_delivery_three_times_gives_one_check_run(world: World) -> None:
-    world.fake.add_pull(
-        world.repo,
-        8,
-        head_sha=sha(801),
-        base_sha=world.base,
-        files=[PRFile("app/views.py", patch=patch())],
-    )
+    world.add_pull(8, [PRFile("app/views.py", patch=patch())], head=sha(801))
     codes = [
         world.deliver(
             "pull_request", "opened", number=8, head_sha=sha(801), delivery_id="dup-1"
@@ -180,13 +172,7 @@ def test_3000_file_cap_fails_closed(world: World) -> None:
 
 
 def test_server_errors_and_secondary_rate_limits_end_in_the_right_answer(world: World) -> None:
-    world.fake.add_pull(
-        world.repo,
-        10,
-        head_sha=sha(1001),
-        base_sha=world.base,
-        files=[PRFile("app/auth/x.py", patch=patch())],
-    )
+    world.add_pull(10, [PRFile("app/auth/x.py", patch=patch())], head=sha(1001))
     world.fake.fail_next(3, status=502)
     world.fake.secondary_rate_limit_next(2, retry_after=1)
     world.deliver("pull_request", "opened", number=10, head_sha=sha(1001))
@@ -289,23 +275,18 @@ def test_staged_rollout_button_counts_only_for_a_qualifying_user(world: World) -
     )
 
     def click(user: str) -> None:
-        payload = json.loads(
-            json.dumps(
-                __import__("tests.fakegithub.deliveries", fromlist=["x"]).build(
-                    "check_run",
-                    "requested_action",
-                    repo=world.repo,
-                    installation_id=world.installation,
-                    sender=user,
-                )
-            )
-        )
-        payload["check_run"].update(
-            {"head_sha": sha(1801), "pull_requests": [{"number": 18}], "id": run.id}
-        )
-        payload["requested_action"] = {"identifier": "confirm_rollout"}
+        fields = {"head_sha": sha(1801), "pull_requests": [{"number": 18}], "id": run.id}
+        action = {"requested_action": {"identifier": "confirm_rollout"}}
         assert (
-            world.svc.deliver("check_run", "requested_action", payload=payload).status_code == 202
+            world.deliver_patched(
+                "check_run",
+                "requested_action",
+                node="check_run",
+                fields=fields,
+                sender=user,
+                top=action,
+            )
+            == 202
         )
 
     click("dev1")
@@ -316,27 +297,15 @@ def test_staged_rollout_button_counts_only_for_a_qualifying_user(world: World) -
 
 
 def test_fork_check_run_rerequest_is_mapped_by_head_sha(world: World) -> None:
-    world.fake.add_pull(
-        world.repo,
-        19,
-        head_sha=sha(1901),
-        base_sha=world.base,
-        head_repo="someone/app",
-        files=[PRFile("docs/a.md", patch=patch())],
+    world.add_pull(
+        19, [PRFile("docs/a.md", patch=patch())], head=sha(1901), head_repo="someone/app"
     )
-    from tests.fakegithub import deliveries
-
-    payload = deliveries.build(
-        "check_run", "rerequested", repo=world.repo, installation_id=world.installation
-    )
-    payload["check_run"].update({"head_sha": sha(1901), "pull_requests": []})
-    assert world.svc.deliver("check_run", "rerequested", payload=payload).status_code == 202
+    fields = {"head_sha": sha(1901), "pull_requests": []}
+    assert world.deliver_patched("check_run", "rerequested", node="check_run", fields=fields) == 202
     world.run(sha(1901), "success")
 
 
 def test_merge_group_passes_only_when_every_pr_passes(world: World) -> None:
-    from tests.fakegithub import deliveries
-
     world.open(20, [PRFile("docs/a.md", patch=patch())], head=sha(2001))
     world.open(21, [PRFile("app/auth/x.py", patch=patch())], head=sha(2101))
     world.settle()
@@ -344,18 +313,16 @@ def test_merge_group_passes_only_when_every_pr_passes(world: World) -> None:
 
     def group(head: str) -> None:
         world.fake.set_branch(world.repo, f"gh-readonly-queue/main/pr-21-{head}", head)
-        payload = deliveries.build(
-            "merge_group", "checks_requested", repo=world.repo, installation_id=world.installation
-        )
-        payload["merge_group"].update(
-            {
-                "head_sha": head,
-                "base_sha": world.base,
-                "head_ref": f"refs/heads/gh-readonly-queue/main/pr-21-{head}",
-            }
-        )
+        fields = {
+            "head_sha": head,
+            "base_sha": world.base,
+            "head_ref": f"refs/heads/gh-readonly-queue/main/pr-21-{head}",
+        }
         assert (
-            world.svc.deliver("merge_group", "checks_requested", payload=payload).status_code == 202
+            world.deliver_patched(
+                "merge_group", "checks_requested", node="merge_group", fields=fields
+            )
+            == 202
         )
 
     group(sha(2201))
@@ -504,20 +471,11 @@ def test_label_that_marks_an_agent_pr_is_re_evaluated(world: World) -> None:
 
 
 def test_check_suite_request_evaluates_the_pull_requests_of_its_head(world: World) -> None:
-    from tests.fakegithub import deliveries
-
-    world.fake.add_pull(
-        world.repo,
-        25,
-        head_sha=sha(2501),
-        base_sha=world.base,
-        files=[PRFile("docs/a.md", patch=patch())],
+    world.add_pull(25, [PRFile("docs/a.md", patch=patch())], head=sha(2501))
+    fields = {"head_sha": sha(2501), "pull_requests": [{"number": 25}]}
+    assert (
+        world.deliver_patched("check_suite", "requested", node="check_suite", fields=fields) == 202
     )
-    payload = deliveries.build(
-        "check_suite", "requested", repo=world.repo, installation_id=world.installation
-    )
-    payload["check_suite"].update({"head_sha": sha(2501), "pull_requests": [{"number": 25}]})
-    assert world.svc.deliver("check_suite", "requested", payload=payload).status_code == 202
     world.run(sha(2501), "success")
 
 
@@ -530,13 +488,7 @@ def test_configuration_reread_after_invalidation_is_a_304(world: World) -> None:
         "installation", "new_permissions_accepted", installation_id=world.installation
     )
     world.settle()
-    world.fake.add_pull(
-        world.repo,
-        27,
-        head_sha=sha(2701),
-        base_sha=world.base,
-        files=[PRFile("app/auth/x.py", patch=patch())],
-    )
+    world.add_pull(27, [PRFile("app/auth/x.py", patch=patch())], head=sha(2701))
     world.deliver("pull_request", "opened", number=27, head_sha=sha(2701))
     world.run(sha(2701), "action_required")
     listings = world.fake.calls_to("GET", "/repos/{owner}/{repo}/contents/{path}")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakegithub import deliveries
 from tests.fakegithub.models import PRFile
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import RunningService, wait_for
@@ -49,6 +50,31 @@ class World:
         }.items():
             fake.set_team(self.org, team, members)
 
+    def add_pull(self, number: int, files: list[PRFile], *, head: str, **extra: Any) -> None:
+        """A PR into this world's base, without a delivery."""
+        self.fake.add_pull(
+            self.repo, number, head_sha=head, base_sha=self.base, files=files, **extra
+        )
+
+    def deliver_patched(
+        self,
+        event: str,
+        action: str,
+        *,
+        node: str,
+        fields: dict[str, Any],
+        sender: str | None = None,
+        top: dict[str, Any] | None = None,
+    ) -> int:
+        """Deliver GitHub's example for ``event``: its ``node`` updated with ``fields``,
+        then top-level keys replaced by ``top``."""
+        payload = deliveries.build(
+            event, action, repo=self.repo, installation_id=self.installation, sender=sender
+        )
+        payload[node].update(fields)
+        payload.update(top or {})
+        return self.svc.deliver(event, action, payload=payload).status_code
+
     def open(
         self,
         number: int,
@@ -60,16 +86,8 @@ class World:
         draft: bool = False,
         **extra: Any,
     ) -> None:
-        self.fake.add_pull(
-            self.repo,
-            number,
-            author=author,
-            author_type=author_type,
-            head_sha=head,
-            base_sha=self.base,
-            files=files,
-            draft=draft,
-            **extra,
+        self.add_pull(
+            number, files, head=head, author=author, author_type=author_type, draft=draft, **extra
         )
         response = self.deliver(
             "pull_request",

@@ -259,14 +259,13 @@ class GitHubApp:
         params: Mapping[str, Any] | None = None,
         max_pages: int = 30,
         route: str = "",
-        items_key: str | None = None,
     ) -> list[Any]:
         """Every item of a paged list: page 1, then the rest concurrently via Link rel=last."""
         query = {"per_page": 100, **(params or {})}
         first = await self.call(
             "GET", url, installation_id=installation_id, params=query, route=route
         )
-        items = list(_items(first.data, items_key))
+        items = _items(first.data)
         last = _last_page(first.headers.get("link", ""))
         if last is None or last <= 1:
             return items
@@ -284,7 +283,7 @@ class GitHubApp:
             )
         )
         for answer in answers:
-            items.extend(_items(answer.data, items_key))
+            items.extend(_items(answer.data))
         return items
 
     async def close(self) -> None:
@@ -292,9 +291,7 @@ class GitHubApp:
         await self._transport.close()
 
 
-def _items(data: Any, key: str | None) -> list[Any]:
-    if key is not None:
-        return list(data.get(key, [])) if isinstance(data, Mapping) else []
+def _items(data: Any) -> list[Any]:
     return list(data) if isinstance(data, list) else []
 
 
