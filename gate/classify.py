@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 
 from gate.codeowners import CodeOwners
@@ -73,7 +74,7 @@ def _classify(
     findings: list[Finding] = []
     data = ScanInput(file=file, added=added, contents=contents)
     for detector in active:
-        findings.extend(detector.scan(data))
+        findings.extend(_allowed(policy, finding) for finding in detector.scan(data))
     if unseen is None and file.content_unseen and contents.get("head", file.path) is None:
         unseen = "GitHub sent no patch (binary or large) and the content was not inspected"
 
@@ -124,10 +125,32 @@ def _classify(
     )
 
 
+def _allowed(policy: LoadedPolicy, finding: Finding) -> Finding:
+    """``finding``, made informational when the base policy allows its fingerprint.
+
+    The allowlist lives in the policy, which is read from the base branch, so a
+    pull request cannot allow its own secret; there is no inline marker.
+    """
+    if not finding.fingerprint or finding.informational:
+        return finding
+    allowed = policy.policy.secrets.allowed_fingerprints
+    for index, entry in enumerate(allowed):
+        if finding.fingerprint.startswith(entry):
+            where = policy.cite("secrets", "allowed_fingerprints", index)
+            return replace(
+                finding,
+                deny=False,
+                informational=True,
+                message=f"{finding.message} [informational: fingerprint allowed by {where}]",
+            )
+    return finding
+
+
 def _deny_reasons(
     *, policy: LoadedPolicy, file: ChangedFile, findings: Sequence[Finding], agent: bool
 ) -> list[Reason]:
     reasons: list[Reason] = []
+    findings = [f for f in findings if not f.informational]
     for finding in findings:
         if finding.deny:
             where = f"line {finding.line}" if finding.line else "file"
@@ -182,6 +205,8 @@ def _tier_reasons(
                 )
             )
     for finding in findings:
+        if finding.informational:
+            continue
         at = _ref_index(tier.detectors, finding)
         if at is not None:
             where = f" (line {finding.line})" if finding.line else ""

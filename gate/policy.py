@@ -129,6 +129,21 @@ class Tier(_Section):
         return refs
 
 
+Fingerprint = Annotated[StrictStr, Field(pattern=r"^sha256:[0-9a-f]{12,64}$")]
+
+
+class Secrets(_Section):
+    """Settings of the secrets detector, read from the base branch like the rest."""
+
+    allowed_fingerprints: tuple[Fingerprint, ...] = Field(
+        (),
+        description="Fingerprints ('sha256:' and 12 to 64 hex digits, as a finding's "
+        "redaction shows them) of known test fixtures: such a finding is listed as "
+        "informational and neither denies nor sets the file's tier.",
+        max_length=1000,
+    )
+
+
 class Policy(_Section):
     """A merge-gate policy; tiers are listed from lowest to highest risk."""
 
@@ -144,6 +159,7 @@ class Policy(_Section):
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
     )
+    secrets: Secrets = Secrets()
 
     @model_validator(mode="after")
     def _tiers_known(self) -> Policy:
