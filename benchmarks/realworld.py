@@ -48,6 +48,8 @@ class Tally:
 
     decisions: int = 0
     crashes: int = 0
+    #: Commits git could not read (a partial clone lacks some blobs): not the engine's fault.
+    unreadable: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     tiers: Counter[str] = field(default_factory=Counter)
     file_tiers: Counter[str] = field(default_factory=Counter)
@@ -174,6 +176,9 @@ def replay(
         started = time.perf_counter()
         try:
             decision, seconds = decide(repo, sha=sha, parent=parent)
+        except UsageError:
+            tally.unreadable += 1
+            continue
         except Exception:  # a crash is a figure to report, not a reason to stop
             tally.crashes += 1
             tally.crashed.append(f"{sha[:12]} {traceback.format_exc(limit=3).splitlines()[-1]}")
@@ -196,7 +201,8 @@ def report(tally: Tally, *, name: str) -> str:
 
     lines = [
         f"repository: {name}",
-        f"decisions: {tally.decisions}  crashes: {tally.crashes}",
+        f"decisions: {tally.decisions}  crashes: {tally.crashes}  "
+        f"unreadable commits: {tally.unreadable}",
         f"outcomes: {listing(tally.outcomes)}",
         f"engine per decision: median {ms(tally.engine_seconds, 0.5)}, "
         f"p95 {ms(tally.engine_seconds, 0.95)}",

@@ -72,7 +72,7 @@ def test_replay_decides_every_non_merge_commit(history: Path, tmp_path: Path) ->
     assert by_subject["logic"]["tier"] == "medium"
     assert by_subject["workflow"]["outcome"] == "denied"
     assert by_subject["schema"]["tier"] == "migrations"
-    assert "decisions: 5  crashes: 0" in done.stdout
+    assert "decisions: 5  crashes: 0  unreadable commits: 0" in done.stdout
     assert "outcomes: needs_approval 3, denied 1, pass 1" in done.stdout
     assert "denials by reason (files): scope.deny '.github/workflows/**' 1" in done.stdout
     assert "engine per decision: median" in done.stdout
