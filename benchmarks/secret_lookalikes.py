@@ -98,6 +98,11 @@ LOOKALIKES: tuple[Sample, ...] = (
         "a short value in a Go test",
     ),
     Sample(
+        "internal/webhook/webhook_test.go",
+        '\t\t{name: "bad base64", secret: "whsec_not!base64", wantErr: true},\n',
+        "a made-up value of 16 characters in a Go test",
+    ),
+    Sample(
         "spec/models/user_spec.rb",
         'user = User.new(email: "a@b.example", password: "Passw0rd!23")\n',
         "a short password in a spec",

@@ -8,7 +8,9 @@ from functools import lru_cache
 
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector, Finding, ScanInput
+from gate.detectors.testfiles import RULE as TEST_FILE
 from gate.diff import PatchError, added_lines, first_added_range
+from gate.filekinds import DOC_SUFFIXES
 from gate.globs import GlobSet
 from gate.model import ChangedFile, Contents
 from gate.policy import LoadedPolicy, Policy
@@ -95,6 +97,9 @@ def _classify(
                 source=policy.cite("default_tier"),
             )
         ]
+    stepped = _gated_test(policy=policy, file=file, findings=findings, rank=best_rank)
+    if stepped is not None:
+        best_rank, best_reasons = stepped
     floor = rules.rank(rules.unseen_content_tier)
     if unseen is not None and best_rank <= floor:
         best_rank = floor
@@ -123,6 +128,30 @@ def _classify(
         owners_source=f"{codeowners.path}:{match.line}" if match else "",
         lines=first_added_range(added),
     )
+
+
+def _gated_test(
+    *, policy: LoadedPolicy, file: ChangedFile, findings: Sequence[Finding], rank: int
+) -> tuple[int, list[Reason]] | None:
+    """The lower tier of a test or prose doc in a gated area (policy ``gated_tests``)."""
+    rules = policy.policy
+    gated = rules.gated_tests
+    if gated.tier is None or rules.tiers[rank].name not in gated.from_:
+        return None
+    target = rules.rank(gated.tier)
+    if target >= rank:
+        return None
+    prose = all(p.lower().endswith(DOC_SUFFIXES) for p in file.paths)
+    test = any(f.detector == "tests" and f.rule == TEST_FILE for f in findings)
+    if not (prose or test):
+        return None
+    what = "prose documentation" if prose else "a test file that declares tests"
+    reason = Reason(
+        rule="gated_tests",
+        detail=f"{what} in a {rules.tiers[rank].name!r} area takes tier {gated.tier!r}",
+        source=policy.cite("gated_tests"),
+    )
+    return target, [reason]
 
 
 def _allowed(policy: LoadedPolicy, finding: Finding) -> Finding:

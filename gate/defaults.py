@@ -61,6 +61,9 @@ tiers:
     paths: ["**/auth/**", "**/authn/**", "**/authz/**", "**/oauth/**", "**/login/**",
             "**/billing/**", "**/payments/**", "**/payment/**", "**/checkout/**",
             "**/security/**", "**/crypto/**", "**/permissions/**", "**/secrets/**"]
+    # Auth, crypto and permission code anywhere: path words (jwt, oauth, session,
+    # password, policy, token...) and added lines that use such libraries.
+    detectors: [auth]
     require: {approvals: 1, from: code_owners}
   - name: migrations
     description: schema and migrations (code-owner approval + staged rollout)
@@ -81,6 +84,12 @@ default_tier: medium
 unseen_content_tier: medium
 # Owners of gated files that CODEOWNERS leaves unowned, e.g. ["@acme/security"].
 fallback_owners: []
+
+# Tests that declare tests, and prose docs, inside a gated area (payment/tests/,
+# auth/docs/) take this tier instead of the area's. Remove to keep the area's tier.
+gated_tests:
+  tier: low
+  from: [high, migrations]
 """
 
 BUILTIN_PATH = "(built-in default policy)"

@@ -32,7 +32,7 @@ from pydantic import (
 from gate import globs
 
 POLICY_PATH = ".github/merge-gate.yml"
-DETECTORS = ("secrets", "dependencies", "migrations", "infra")
+DETECTORS = ("secrets", "dependencies", "migrations", "infra", "auth", "tests")
 GATES = ("staged_rollout", "supply_chain_scan")
 
 
@@ -144,6 +144,21 @@ class Secrets(_Section):
     )
 
 
+class GatedTests(_Section):
+    """Tests and docs inside a gated area (``payment/tests/``) take their own tier."""
+
+    tier: StrictStr | None = Field(
+        None,
+        description="The tier such tests and docs take; absent: they keep the area's tier.",
+    )
+    from_: tuple[StrictStr, ...] = Field(
+        (),
+        alias="from",
+        description="Tiers whose tests and docs step down to 'tier'. A test file steps "
+        "down only when it declares tests; docs when they are prose (.md, .rst, .adoc, .txt).",
+    )
+
+
 class Policy(_Section):
     """A merge-gate policy; tiers are listed from lowest to highest risk."""
 
@@ -160,6 +175,16 @@ class Policy(_Section):
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
     )
     secrets: Secrets = Secrets()
+    gated_tests: GatedTests = GatedTests()
+
+    @model_validator(mode="after")
+    def _gated_tests_known(self) -> Policy:
+        names = {tier.name for tier in self.tiers}
+        wanted = [self.gated_tests.tier] if self.gated_tests.tier else []
+        for name in [*wanted, *self.gated_tests.from_]:
+            if name not in names:
+                raise ValueError(f"gated_tests names {name!r}, which is not a tier")
+        return self
 
     @model_validator(mode="after")
     def _tiers_known(self) -> Policy:
@@ -180,6 +205,8 @@ class Policy(_Section):
     def detector_names(self) -> frozenset[str]:
         refs = [ref for tier in self.tiers for ref in tier.detectors]
         refs += [ref for rule in self.scope.deny for ref in rule.detectors]
+        if self.gated_tests.tier and self.gated_tests.from_:
+            refs.append("tests")
         return frozenset(ref.split(":", 1)[0] for ref in refs)
 
 
@@ -295,6 +322,9 @@ def parse(
         if defaults
         else {}
     )
+    if "tiers" in data and "gated_tests" not in data:
+        # The default's gated_tests names the default's tiers, not this file's.
+        inherited.pop("gated_tests", None)
     merged = {**inherited, **data}
     try:
         policy = Policy.model_validate(merged)

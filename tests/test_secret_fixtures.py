@@ -17,7 +17,8 @@ import pytest
 from benchmarks.secret_lookalikes import JWT_IO_SAMPLE, LOOKALIKES, Sample, real_in_fixtures
 from gate.defaults import load_policy
 from gate.detectors import builtin
-from gate.detectors.secrets import is_test_or_doc_path, scan_text
+from gate.detectors.secrets import scan_text
+from gate.filekinds import is_test_or_doc_path
 from gate.policy import InvalidPolicy
 from gate.result import Outcome
 from tests.factories import changed, decide, pull

@@ -138,7 +138,7 @@ _LOCAL_SUFFIXES = (".localhost", ".local", ".test", ".invalid", ".example")
 #: A value with no vendor format in a test or docs file denies only when it looks
 #: generated: at least this long and this random (bits per character). Shorter or
 #: plainer ones (``abcDEF123!@#``) are fixtures, reported as informational.
-FIXTURE_MIN_LENGTH = 16
+FIXTURE_MIN_LENGTH = 20
 FIXTURE_MIN_ENTROPY = 3.5
 # Path segments and file names of tests and documentation.
 _TEST_SEGMENTS = frozenset(
