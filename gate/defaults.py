@@ -67,8 +67,13 @@ tiers:
     require: {approvals: 1, from: code_owners}
   - name: migrations
     description: schema and migrations (code-owner approval + staged rollout)
-    paths: ["**/migrations/**", "**/migrate/**", "alembic/**", "**/alembic/versions/**",
-            "*.sql", "**/schema.prisma", "db/schema.rb", "db/structure.sql"]
+    # Files named like migrations; the detector also knows each framework's
+    # directories (Flyway, Liquibase, Ecto, EF Core...) and what their code says.
+    paths: ["**/migrations/**/[0-9]*", "**/migrate/**/[0-9]*", "**/migration/**/[0-9]*",
+            "**/alembic/versions/**", "*.sql", "**/schema.prisma", "db/schema.rb",
+            "db/structure.sql"]
+    # Tests of the migration machinery are tests (their SQL never reaches production).
+    exclude: ["tests/**", "test/**", "**/tests/**", "**/test/**", "spec/**"]
     detectors: [migrations]
     require: {approvals: 1, from: code_owners, gates: [staged_rollout]}
     rollout: >-
