@@ -80,8 +80,11 @@ tiers:
       Apply the migration to a canary or staging database first, keep it
       backward compatible with the running code, then roll out in stages.
   - name: governance
-    description: the merge-gate policy and CODEOWNERS (approval by their owners)
-    paths: [".github/merge-gate.yml", ".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"]
+    description: the merge-gate policy, CODEOWNERS, agent instructions (approval by their owners)
+    paths: [".github/merge-gate.yml", ".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS",
+            # Instructions every later agent run follows.
+            "AGENTS.md", "CLAUDE.md", "GEMINI.md", ".cursorrules", ".cursor/rules/**",
+            ".github/copilot-instructions.md", ".github/instructions/**"]
     require: {approvals: 1, from: code_owners}
 
 default_tier: medium

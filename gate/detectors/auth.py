@@ -41,7 +41,8 @@ WORDS = frozenset(
         *("hasher", "permission", "policy", "rbac", "abac", "acl", "crypto", "cryptography"),
         *("cipher", "encryption", "encrypt", "decrypt", "token", "credential", "devise"),
         *("pundit", "cancancan", "login", "logout", "signin", "mfa", "totp", "otp"),
-        *("webauthn", "passkey", "keystore", "keychain", "csrf", "privilege", "kms", "hmac"),
+        *("webauthn", "passkey", "keystore", "keychain", "keyring", "csrf", "privilege", "kms"),
+        *("hmac", "secret"),
     }
 )
 
