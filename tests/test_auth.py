@@ -226,3 +226,17 @@ def test_agent_instructions_are_governance(path: str) -> None:
 def test_keyring_and_secret_key_code_is_auth() -> None:
     assert findings("crates/uv-keyring/src/secret_service.rs")[0][0] == "path"
     assert findings("netbox/utilities/secret_key.py")[0][0] == "path"
+
+
+def test_removing_or_renaming_code_into_tests_gets_no_discount() -> None:
+    removed = changed("payment/tests/test_refund.py", status=FileStatus.REMOVED, patch=None)
+    decision = decide(default_policy(), pull([removed]), detectors=builtin())
+    assert decision.files[0].tier == "high"
+    moved = changed(
+        "payment/tests/test_charge.py",
+        status=FileStatus.RENAMED,
+        previous="payment/charge.py",
+        patch=patch_of(*TEST_BODY),
+    )
+    decision = decide(default_policy(), pull([moved]), detectors=builtin())
+    assert decision.files[0].tier == "high"
