@@ -24,6 +24,8 @@ import re2
 from codeowners import MASK as _MASK
 from codeowners import CodeOwners as _Matcher
 
+from gate.owners import Owner
+
 LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 MAX_BYTES = 3 * 1024 * 1024
 
@@ -41,7 +43,7 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    owners: tuple[str, ...]
+    owners: tuple[Owner, ...]
     line: int
     pattern: str
 
@@ -53,7 +55,7 @@ class CodeOwners:
     path: str | None
     problems: tuple[Problem, ...]
     _matcher: _Matcher | None
-    _owners: dict[int, tuple[str, ...]]
+    _owners: dict[int, tuple[Owner, ...]]
     #: First path segment -> rules (latest line first) that can match under it;
     #: "" holds the rules that can match anywhere. Most rules are anchored to a
     #: directory, so a path is tested against a few rules instead of all.
@@ -69,7 +71,7 @@ class CodeOwners:
             too_big = Problem(1, 1, "CODEOWNERS is over 3 MB; GitHub does not load it")
             return cls(path=path, problems=(too_big,), _matcher=None, _owners={})
         kept: list[str] = []
-        owners_by_line: dict[int, tuple[str, ...]] = {}
+        owners_by_line: dict[int, tuple[Owner, ...]] = {}
         problems: list[Problem] = []
         for number, raw in enumerate(text.splitlines(), start=1):
             line, problem = _clean(raw, number)
@@ -79,7 +81,7 @@ class CodeOwners:
                 kept.append("")
                 continue
             pattern, *owners = line.split()
-            owners_by_line[number] = tuple(owners)
+            owners_by_line[number] = tuple(Owner(o) for o in owners)
             if pattern.endswith("/**/"):
                 # "dir/**/" means every file below dir, the same as "dir/**"; the
                 # matcher would demand one more directory level.
@@ -116,7 +118,7 @@ class CodeOwners:
                 return Match(owners=self._owners[line], line=line, pattern=pattern)
         return None
 
-    def owners_of(self, path: str) -> tuple[str, ...]:
+    def owners_of(self, path: str) -> tuple[Owner, ...]:
         found = self.match(path)
         return found.owners if found else ()
 

@@ -21,6 +21,7 @@ from gate.approvals import build_requirements, reviewers_to_request
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector
 from gate.model import GITHUB_FILE_LIMIT, Contents, PullSnapshot, Teams
+from gate.owners import Owner
 from gate.policy import LoadedPolicy
 from gate.result import Decision, Outcome, PolicyRef
 
@@ -44,17 +45,14 @@ def needs(
     for file in pull.files:
         for detector in active:
             wanted |= detector.wanted(file)
-    teams = {
-        owner.lstrip("@").lower()
-        for file in pull.files
-        for path in file.paths
-        for owner in codeowners.owners_of(path)
-        if owner.startswith("@") and "/" in owner
-    }
-    teams |= {owner.lstrip("@").lower() for owner in policy.policy.fallback_owners if "/" in owner}
+    named: list[str] = [
+        owner for file in pull.files for path in file.paths for owner in codeowners.owners_of(path)
+    ]
+    named += policy.policy.fallback_owners
     for tier in policy.policy.tiers:
         if isinstance(tier.require.from_, tuple):
-            teams |= {o.lstrip("@").lower() for o in tier.require.from_ if "/" in o}
+            named += tier.require.from_
+    teams = {owner.team for owner in map(Owner, named) if owner.team}
     return Needs(contents=frozenset(wanted), teams=frozenset(teams))
 
 
@@ -87,6 +85,8 @@ def evaluate(
         agent=who.agent,
         policy=refs["policy"],
         codeowners=refs["codeowners"],
+        draft=pull.draft,
+        base_ref=pull.base_ref,
     )
     notes = tuple(
         f"{codeowners.path}:{p.line}:{p.column}: {p.message}" for p in codeowners.problems
@@ -191,4 +191,6 @@ def error_decision(*, pull: PullSnapshot, message: str, notes: Sequence[str] = (
         agent=False,
         tier=None,
         notes=tuple(notes),
+        draft=pull.draft,
+        base_ref=pull.base_ref,
     )

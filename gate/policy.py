@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from gate import globs
+from gate import globs, owners
 
 POLICY_PATH = ".github/merge-gate.yml"
 DETECTORS = ("secrets", "dependencies", "migrations", "infra")
@@ -48,7 +48,9 @@ Glob = Annotated[StrictStr, Field(min_length=1, max_length=1024), AfterValidator
 LoginGlob = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")]
 Login = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 Owner = Annotated[
-    StrictStr, Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+    StrictStr,
+    Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"),
+    AfterValidator(owners.Owner),
 ]
 DetectorRef = Annotated[StrictStr, Field(pattern=r"^[a-z_]+(:[a-z0-9-]+)?$")]
 

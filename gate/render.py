@@ -10,17 +10,16 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from gate.result import Decision, FileResult, Outcome, RequirementResult
+from gate.result import (
+    VOCABULARY,
+    Decision,
+    DecisionKind,
+    FileResult,
+    Outcome,
+    RequirementResult,
+)
 
 MAX_TEXT = 65535
-
-#: Check-run conclusions. Never neutral or skipped for a block: GitHub counts them as passing.
-CONCLUSIONS = {
-    Outcome.PASS: "success",
-    Outcome.NEEDS_APPROVAL: "action_required",
-    Outcome.DENIED: "failure",
-    Outcome.ERROR: "failure",
-}
 
 _ICON = {
     Outcome.PASS: "✅",
@@ -31,10 +30,18 @@ _ICON = {
 
 
 def conclusion(decision: Decision) -> str:
-    return CONCLUSIONS[decision.outcome]
+    return VOCABULARY[decision.outcome].check_run
 
 
 def title(decision: Decision) -> str:
+    if decision.children:
+        if decision.outcome is Outcome.PASS:
+            return f"Passes: all {len(decision.children)} pull requests"
+        worst = next(c for c in decision.children if c.outcome is decision.outcome)
+        part = "Merge group" if decision.kind is DecisionKind.MERGE_GROUP else "Commit"
+        return f"{part} blocked by #{worst.number}: {title(worst)}"
+    if decision.kind is DecisionKind.MERGE_GROUP:
+        return "Merge group blocked: " + _cell(decision.summary)[:200]
     if not decision.governed:
         return "Not governed: human PR"
     if decision.outcome is Outcome.DENIED:
@@ -79,7 +86,30 @@ def _file_row(file: FileResult) -> str:
 
 
 def markdown(decision: Decision, *, details_url: str | None = None, limit: int = MAX_TEXT) -> str:
-    """The check-run summary; cut at ``limit`` with a pointer to the details page."""
+    """The check-run summary; cut at ``limit`` with a pointer to the details page.
+
+    A commit's or a merge group's decision says which pull request each part
+    came from: one section per pull request, the most restrictive first.
+    """
+    if not decision.children:
+        return _markdown(decision, details_url=details_url, limit=limit)
+    parts = sorted(decision.children, key=lambda d: (-d.outcome.severity, d.number))
+    intro = [f"### {_ICON[decision.outcome]} {_cell(decision.summary)}", ""]
+    intro += [
+        f"- {_ICON[p.outcome]} #{p.number} into {_code(p.base_ref or p.base_sha[:12])}: "
+        f"{_cell(p.summary)}"
+        for p in parts
+    ]
+    budget = max(2000, (limit - len("\n".join(intro)) - 200) // len(parts))
+    sections = [
+        f"\n---\n## Pull request #{p.number}\n\n"
+        + _markdown(p, details_url=details_url, limit=budget)
+        for p in parts
+    ]
+    return ("\n".join(intro) + "".join(sections))[:limit]
+
+
+def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str:
     head = [
         f"### {_ICON[decision.outcome]} {_cell(decision.summary)}",
         "",
@@ -175,7 +205,16 @@ class Annotation:
 
 
 def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
-    """One annotation per gated file, plus one per finding on an exact line."""
+    """One annotation per gated file, plus one per finding on an exact line.
+
+    For a tree, the pull requests' annotations, each (path, line, title) once.
+    """
+    if decision.children:
+        seen: dict[tuple[str, int, str], Annotation] = {}
+        for part in decision.pulls:
+            for a in annotate(part, raw_details=raw_details):
+                seen.setdefault((a.path, a.start_line, a.title), a)
+        return list(seen.values())
     if not decision.governed:
         return []
     open_paths = {p for r in decision.outstanding for p in r.paths}

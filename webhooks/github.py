@@ -75,8 +75,8 @@ class SharedTransport(httpx.AsyncBaseTransport):
     each request must not close the shared pool, so only ``close()`` does.
     """
 
-    def __init__(self) -> None:
-        self._pool = httpx.AsyncHTTPTransport(http2=False)
+    def __init__(self, pool: httpx.AsyncBaseTransport | None = None) -> None:
+        self._pool = pool or httpx.AsyncHTTPTransport(http2=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self._pool.handle_async_request(request)
@@ -115,7 +115,9 @@ class GitHubApp:
         base_url: str,
         timeout: float = 10.0,
         on_call: Callable[[str, str, int], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (an in-process GitHub in tests)."""
         self.app_id = app_id
         self._key = private_key
         self._base_url = base_url.rstrip("/") + "/"
@@ -124,7 +126,7 @@ class GitHubApp:
         self._warm: set[int | None] = set()
         self._locks: dict[int | None, asyncio.Lock] = {}
         self._on_call = on_call
-        self._transport = SharedTransport()
+        self._transport = SharedTransport(transport)
         self.stats = CallStats()
 
     def _client(self, installation_id: int | None) -> GitHub[Any]:

@@ -17,10 +17,10 @@ import base64
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from gate.codeowners import LOCATIONS, CodeOwners
+from gate.decide import Config
 from gate.model import (
     GITHUB_FILE_LIMIT,
     ChangedFile,
@@ -108,37 +108,27 @@ def commit_facts(
     return frozenset(authors), frozenset(pushers), tuple(dict.fromkeys(co))
 
 
-@dataclass(frozen=True, slots=True)
-class PullRead:
-    raw: Mapping[str, Any]
-    snapshot: PullSnapshot
-    state: str
-    merged: bool
-
-
-async def read_pull(gh: GitHubApp, *, installation_id: int, repo: str, number: int) -> PullRead:
-    """The pull request's current state: pull, files, reviews and commits read concurrently."""
-    base = f"/repos/{repo}/pulls/{number}"
-    pull_answer, files, reviews, commits = await asyncio.gather(
-        gh.call("GET", base, installation_id=installation_id, route="GET /pulls/{n}"),
-        gh.paginate(f"{base}/files", installation_id=installation_id, route="/pulls/{n}/files"),
-        gh.paginate(f"{base}/reviews", installation_id=installation_id, route="/pulls/{n}/reviews"),
-        gh.paginate(
-            f"{base}/commits",
-            installation_id=installation_id,
-            route="/pulls/{n}/commits",
-            max_pages=3,
-        ),
-    )
-    pull: Mapping[str, Any] = pull_answer.data
+def snapshot_of(
+    pull: Mapping[str, Any],
+    *,
+    repo: str,
+    files: list[Mapping[str, Any]],
+    reviews: list[Mapping[str, Any]],
+    commits: list[Mapping[str, Any]],
+) -> PullSnapshot:
+    """The engine's view of a pull request, from GitHub's JSON (translated once, here)."""
     listed = [file_from_json(item) for item in files]
-    changed_files = int(pull.get("changed_files", len(listed)))
-    complete = len(listed) >= changed_files and len(listed) <= GITHUB_FILE_LIMIT
+    # ``changed_files`` is in the full pull request only; without it, a list that
+    # reached GitHub's cap is taken as cut short.
+    if "changed_files" in pull:
+        complete = int(pull["changed_files"]) <= len(listed) <= GITHUB_FILE_LIMIT
+    else:
+        complete = len(listed) < GITHUB_FILE_LIMIT
     authors, pushers, co = commit_facts(commits)
     user = pull.get("user") or {}
-    snapshot = PullSnapshot(
+    return PullSnapshot(
         repo=repo,
-        number=number,
+        number=int(pull["number"]),
         author=str(user.get("login", "")),
         author_type=_user_type(user),
         head_sha=str(pull["head"]["sha"]),
@@ -159,20 +149,75 @@ async def read_pull(gh: GitHubApp, *, installation_id: int, repo: str, number: i
         ),
         draft=bool(pull.get("draft", False)),
     )
-    return PullRead(
-        raw=pull,
-        snapshot=snapshot,
-        state=str(pull.get("state", "open")),
-        merged=bool(pull.get("merged")),
+
+
+async def read_snapshot(
+    gh: GitHubApp, *, installation_id: int, repo: str, pull: Mapping[str, Any]
+) -> PullSnapshot:
+    """Files, reviews and commits of ``pull`` (a pull request object), read concurrently."""
+    base = f"/repos/{repo}/pulls/{int(pull['number'])}"
+    files, reviews, commits = await asyncio.gather(
+        gh.paginate(f"{base}/files", installation_id=installation_id, route="/pulls/{n}/files"),
+        gh.paginate(f"{base}/reviews", installation_id=installation_id, route="/pulls/{n}/reviews"),
+        gh.paginate(
+            f"{base}/commits",
+            installation_id=installation_id,
+            route="/pulls/{n}/commits",
+            max_pages=3,
+        ),
     )
+    return snapshot_of(pull, repo=repo, files=files, reviews=reviews, commits=commits)
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    policy_text: str | None
-    policy_blob: str
-    codeowners: CodeOwners
-    codeowners_blob: str
+async def get_pull(
+    gh: GitHubApp, *, installation_id: int, repo: str, number: int
+) -> Mapping[str, Any]:
+    answer = await gh.call(
+        "GET", f"/repos/{repo}/pulls/{number}", installation_id=installation_id,
+        route="GET /pulls/{n}",
+    )
+    data: Mapping[str, Any] = answer.data
+    return data
+
+
+async def open_pulls_at(
+    gh: GitHubApp, *, installation_id: int, repo: str, sha: str
+) -> list[Mapping[str, Any]]:
+    """Open pull requests whose head is ``sha``, whatever their base: one call.
+
+    https://docs.github.com/rest/commits/commits#list-pull-requests-associated-with-a-commit
+    lists the open pull requests containing a commit that is not on the default
+    branch; those whose head is the commit are the ones its check run speaks for.
+    """
+    answer = await gh.call(
+        "GET",
+        f"/repos/{repo}/commits/{sha}/pulls",
+        installation_id=installation_id,
+        params={"per_page": 100},
+        route="GET /commits/{sha}/pulls",
+    )
+    return [
+        p
+        for p in answer.data or []
+        if p.get("state") == "open" and (p.get("head") or {}).get("sha") == sha
+    ]
+
+
+async def open_pulls_scan(
+    gh: GitHubApp, *, installation_id: int, repo: str, sha: str
+) -> list[Mapping[str, Any]]:
+    """Every open pull request with head ``sha``, by listing them all (fork heads).
+
+    GitHub does not associate a fork's commits with the base repository's pull
+    requests, so the cheap look-up misses them; this reads every page.
+    """
+    pulls = await gh.paginate(
+        f"/repos/{repo}/pulls",
+        installation_id=installation_id,
+        params={"state": "open"},
+        route="/pulls",
+    )
+    return [p for p in pulls if (p.get("head") or {}).get("sha") == sha]
 
 
 class ConfigReader:

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
+
 from gate.detectors import builtin
 from gate.detectors.base import Detector
 from webhooks.audit_store import AuditLog, default_origin, open_audit_log
@@ -48,7 +50,12 @@ class Service:
         await self.gh.close()
 
 
-async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Service:
+async def build(
+    settings: Settings,
+    *,
+    scan_urls: ScanUrls | None = None,
+    github_transport: httpx.AsyncBaseTransport | None = None,
+) -> Service:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
     gh = GitHubApp(
@@ -56,6 +63,7 @@ async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Ser
         private_key=settings.app_key_pem(),
         base_url=settings.github_api_url,
         on_call=metrics.github_call,
+        transport=github_transport,
     )
     keyring = load_keyring(data_dir=settings.data_dir, key_file=settings.signing_key_file)
     store = await open_store(

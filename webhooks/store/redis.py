@@ -357,6 +357,20 @@ def _letter(raw: bytes | str) -> DeadLetter:
     )
 
 
+# Take the lock when free or already ours (renewing it); KEYS: lock  ARGV: owner, ttl ms
+_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+# Drop the lock only if it is still ours.  KEYS: lock  ARGV: owner
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
 class RedisStore:
     """:class:`webhooks.store.base.Store` on Redis; create with :meth:`open`."""
 
@@ -603,6 +617,17 @@ class RedisStore:
         if value is None:
             return None
         return value.encode() if isinstance(value, str) else bytes(value)
+
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        key = f"{self._prefix}:lock:{name}"
+        async with self._guard():
+            answer = await self._client.eval(_LOCK, 1, key, owner, _ms(ttl))
+        return bool(answer)
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        key = f"{self._prefix}:lock:{name}"
+        async with self._guard():
+            await self._client.eval(_UNLOCK, 1, key, owner)
 
     async def ping(self) -> None:
         async with self._guard():
