@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gate import identity
 from gate.codeowners import CodeOwners
-from gate.model import PullSnapshot, Review, ReviewState, ScanStatus, Teams, UserType
+from gate.model import PullSnapshot, Review, ReviewState, ScanStatus, Teams
 from gate.owners import Owner
 from gate.policy import Agents, LoadedPolicy
 from gate.result import (
@@ -26,8 +26,6 @@ from gate.result import (
     RequirementResult,
 )
 
-#: author_association values that imply write access to the repository.
-WRITE_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 _OPINIONS = frozenset({ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED})
 ANY_WRITER = "any human with write access"
 UNOWNED = "unowned"
@@ -67,7 +65,7 @@ def counted_approvals(
 
 def qualifies(review: Review, owners: Sequence[str], source: OwnerSource, teams: Teams) -> bool:
     if source is OwnerSource.ANY_WRITER:
-        return review.author_association in WRITE_ASSOCIATIONS
+        return teams.can_write(review.user)
     login = review.user.lower()
     for owner in map(Owner, owners):
         # An e-mail owner cannot be tied to a login here.
@@ -153,6 +151,7 @@ def build_requirements(
                         teams=teams,
                         agents=rules.agents,
                         excluded=excluded,
+                        counted=counted,
                     )
                 )
             else:
@@ -210,8 +209,20 @@ def _rollout(
     teams: Teams,
     agents: Agents,
     excluded: Mapping[str, str],
+    counted: Sequence[Review],
 ) -> RequirementResult:
+    """A confirmation counts only from someone who approved this head as this tier's approver.
+
+    Pressing the button is not a review: whoever could not approve the change
+    cannot confirm its rollout either (``counted`` already leaves out stale,
+    author, pusher, agent and Bot approvals).
+    """
     by: list[Approval] = []
+    approvers = {
+        r.user.lower(): r
+        for r in counted
+        if any(qualifies(r, owners, source, teams) for owners, source, _ in groups)
+    }
     for confirmation in pull.confirmations:
         if confirmation.gate != "staged_rollout" or confirmation.head_sha != pull.head_sha:
             continue
@@ -219,24 +230,16 @@ def _rollout(
             agents=agents, login=confirmation.user, user_type=None, excluded=excluded
         ):
             continue
-        probe = Review(
-            id=0,
-            user=confirmation.user,
-            user_type=UserType.USER,
-            state=ReviewState.APPROVED,
-            commit_id=pull.head_sha,
-            submitted_at=confirmation.at,
-            author_association="MEMBER",
-        )
-        if any(qualifies(probe, owners, source, teams) for owners, source, _ in groups):
-            by.append(Approval(user=confirmation.user, review_id=0))
+        review = approvers.get(confirmation.user.lower())
+        if review is not None:
+            by.append(Approval(user=confirmation.user, review_id=review.id))
     satisfied = bool(by)
     plan = f" Staged rollout: {rollout}" if rollout else ""
     explanation = (
         f"confirmed by @{by[0].user} on {pull.head_sha[:12]}"
         if satisfied
-        else "waiting for a code owner to confirm a staged rollout of this head "
-        "(the check run's 'Confirm rollout' button)." + plan
+        else "waiting for an approver of this head to confirm a staged rollout "
+        "(approve, then the check run's 'Confirm rollout' button)." + plan
     )
     return RequirementResult(
         id=f"{tier}:staged_rollout",

@@ -69,10 +69,11 @@ def _check(args: argparse.Namespace) -> int:
     head = resolve(repo, args.head)
     merge_base = git(repo, "merge-base", base_tip, head).decode().strip()
     files, complete = changed_files(repo, merge_base, head)
-    commit_authors, co_authors = commit_facts(repo, merge_base, head)
-    author = args.author or git(repo, "log", "-1", "--format=%an", head).decode(
-        "utf-8", "replace"
-    ).strip()
+    commit_authors, co_authors, emails = commit_facts(repo, merge_base, head)
+    author = (
+        args.author
+        or git(repo, "log", "-1", "--format=%an", head).decode("utf-8", "replace").strip()
+    )
     reviews = tuple(
         Review(
             id=index + 1,
@@ -97,6 +98,7 @@ def _check(args: argparse.Namespace) -> int:
         files_complete=complete,
         reviews=reviews,
         commit_authors=commit_authors,
+        commit_emails=emails,
         co_authors=co_authors,
     )
     facts = LocalFacts(repo=repo, pull=pull, merge_base=merge_base, teams=_parse_teams(args.team))

@@ -24,7 +24,7 @@ from gate.detectors.dependencies import new_packages
 from gate.detectors.manifests import Package
 from gate.diff import PatchError, added_lines
 from gate.model import Contents, PullSnapshot, ScanResult, Teams
-from gate.policy import POLICY_PATH, InvalidPolicy
+from gate.policy import POLICY_PATH, InvalidPolicy, LoadedPolicy
 from gate.result import Decision
 
 
@@ -36,6 +36,16 @@ class Config:
     policy_blob: str
     codeowners: CodeOwners
     codeowners_blob: str
+    #: The policy already parsed by the reader (off the event loop, cached by blob).
+    parsed: LoadedPolicy | InvalidPolicy | None = None
+
+
+def parse_policy(text: str | None, *, blob: str) -> LoadedPolicy | InvalidPolicy:
+    """The policy, or the error that says why it is invalid (never raised)."""
+    try:
+        return load_policy(text, blob=blob)
+    except InvalidPolicy as error:
+        return error
 
 
 class Facts(Protocol):
@@ -74,14 +84,13 @@ async def decide(*, facts: Facts, detectors: Mapping[str, Detector]) -> Decision
     """The decision for the pull request ``facts`` describes, at its current head."""
     pull = await facts.pull()
     config = await facts.config(base_sha=pull.base_sha)
-    try:
-        policy = load_policy(config.policy_text, blob=config.policy_blob)
-    except InvalidPolicy as error:
+    policy = config.parsed or parse_policy(config.policy_text, blob=config.policy_blob)
+    if isinstance(policy, InvalidPolicy):
         label = f"{pull.base_ref}:{POLICY_PATH}"
         return engine.error_decision(
             pull=pull,
             message="the base branch's policy file is invalid",
-            notes=[e.format(label) for e in error.errors],
+            notes=[e.format(label) for e in policy.errors],
         )
     needs = engine.needs(
         policy=policy, codeowners=config.codeowners, pull=pull, detectors=detectors

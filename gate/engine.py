@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from gate import classify, identity
-from gate.approvals import build_requirements, reviewers_to_request
+from gate.approvals import build_requirements, latest_opinions, reviewers_to_request
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector
-from gate.model import GITHUB_FILE_LIMIT, Contents, PullSnapshot, Teams
+from gate.model import GITHUB_FILE_LIMIT, Contents, PullSnapshot, ReviewState, Teams
 from gate.owners import Owner
 from gate.policy import LoadedPolicy
 from gate.result import Decision, Outcome, PolicyRef
@@ -30,6 +30,8 @@ from gate.result import Decision, Outcome, PolicyRef
 class Needs:
     contents: frozenset[tuple[str, str]]
     teams: frozenset[str]
+    #: Approvers of the head whose write permission must be read (lower case).
+    writers: frozenset[str] = frozenset()
 
 
 def needs(
@@ -53,7 +55,17 @@ def needs(
         if isinstance(tier.require.from_, tuple):
             named += tier.require.from_
     teams = {owner.team for owner in map(Owner, named) if owner.team}
-    return Needs(contents=frozenset(wanted), teams=frozenset(teams))
+    any_writer = any(t.require.from_ is None and t.require.approvals for t in policy.policy.tiers)
+    writers = (
+        {
+            r.user.lower()
+            for r in latest_opinions(pull.reviews).values()
+            if r.state is ReviewState.APPROVED and r.commit_id == pull.head_sha
+        }
+        if any_writer
+        else set()
+    )
+    return Needs(contents=frozenset(wanted), teams=frozenset(teams), writers=frozenset(writers))
 
 
 def evaluate(
@@ -123,6 +135,32 @@ def evaluate(
                 f"so the PR is treated as tier {highest!r} and cannot pass. Split the change."
             ),
             tier=highest,
+            files=files,
+            notes=notes,
+        )
+
+    if contents.unread:
+        return make(
+            outcome=Outcome.ERROR,
+            summary=(
+                f"Fails closed: {len(contents.unread) + len(contents.texts)} file contents "
+                f"must be inspected and only {len(contents.texts)} are read per decision, "
+                "so the unread ones cannot be judged. Split the change."
+            ),
+            tier=rules.tiers[-1].name,
+            files=files,
+            notes=notes,
+        )
+    if pull.cut_lists:
+        lists = " and ".join(pull.cut_lists)
+        return make(
+            outcome=Outcome.ERROR,
+            summary=(
+                f"Fails closed: the pull request's {lists} could not be read completely "
+                "(GitHub cut the list short). Who approved or authored what cannot be "
+                "established, so the PR cannot pass. Split the change or start a new PR."
+            ),
+            tier=rules.tiers[top].name if files else rules.tiers[0].name,
             files=files,
             notes=notes,
         )

@@ -13,6 +13,7 @@ left without a patch, so the engine counts its content as unseen.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -197,23 +198,27 @@ def changed_files(repo: Path, base: str, head: str) -> tuple[tuple[ChangedFile, 
     return tuple(files[:GITHUB_FILE_LIMIT]), complete
 
 
-def commit_facts(repo: Path, base: str, head: str) -> tuple[frozenset[str], tuple[CoAuthor, ...]]:
-    """(commit author names and e-mails, ``Co-authored-by`` trailers) of ``base..head``."""
-    fmt = "%an%x00%ae%x00%(trailers:key=Co-authored-by,valueonly,separator=%x01)%x02"
+def commit_facts(
+    repo: Path, base: str, head: str
+) -> tuple[frozenset[str], tuple[CoAuthor, ...], frozenset[str]]:
+    """(commit author names, ``Co-authored-by`` trailers, git e-mails) of ``base..head``."""
+    fmt = "%an%x00%ae%x00%(trailers:key=Co-authored-by,valueonly,separator=%x01)%x00%ce%x02"
     log = git(repo, "log", f"--format={fmt}", f"{base}..{head}").decode("utf-8", "replace")
     authors: set[str] = set()
+    emails: set[str] = set()
     co: list[CoAuthor] = []
     for record in log.split("\x02"):
         fields = record.strip("\n").split("\x00")
-        if len(fields) < 3:
+        if len(fields) < 4:
             continue
-        name, _email, trailers = fields[0], fields[1], fields[2]
+        name, email, trailers, committer = fields[:4]
         if name:
             authors.add(name)
+        emails |= {e for e in (email, committer) if e}
         for value in filter(None, (t.strip() for t in trailers.split("\x01"))):
             who, _, email = value.partition("<")
             co.append(CoAuthor(name=who.strip(), email=email.rstrip(">").strip()))
-    return frozenset(authors), tuple(dict.fromkeys(co))
+    return frozenset(authors), tuple(dict.fromkeys(co)), frozenset(emails)
 
 
 class LocalFacts:
@@ -249,7 +254,9 @@ class LocalFacts:
             return self._merge_base if side == "base" else pull.head_sha
 
         texts = {(side, path): show(self._repo, ref(side), path) for side, path in needs.contents}
-        return self._teams, Contents(texts=texts)
+        # Offline, whoever ``--approved-by`` names is taken to have write access.
+        teams = dataclasses.replace(self._teams, writers=needs.writers)
+        return teams, Contents(texts=texts)
 
     async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
         # Offline: no registry is asked; the supply-chain gate stays open.

@@ -37,8 +37,10 @@ def title(decision: Decision) -> str:
     if decision.children:
         if decision.outcome is Outcome.PASS:
             return f"Passes: all {len(decision.children)} pull requests"
-        worst = next(c for c in decision.children if c.outcome is decision.outcome)
         part = "Merge group" if decision.kind is DecisionKind.MERGE_GROUP else "Commit"
+        worst = next((c for c in decision.children if c.outcome is decision.outcome), None)
+        if worst is None:
+            return f"{part} blocked: " + decision.summary[:200]
         return f"{part} blocked by #{worst.number}: {title(worst)}"
     if decision.kind is DecisionKind.MERGE_GROUP:
         return "Merge group blocked: " + _cell(decision.summary)[:200]

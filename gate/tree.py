@@ -110,6 +110,33 @@ def for_merge_group(
     )
 
 
+def combined_problems(combined: Decision, children: Sequence[Decision]) -> list[str]:
+    """What a merge group's combined diff brings in that none of its pull requests showed.
+
+    Combining pull requests (and the queue's own merge commits) can produce
+    content no single pull request contained; the group's whole diff is judged
+    too: a denied file, or a gated file no pull request of the group changed,
+    blocks the group.
+    """
+    if combined.outcome is Outcome.ERROR and not combined.files:
+        return [f"the group's combined diff: {combined.summary}"]
+    shown = {p for c in children for f in c.files for p in (f.path, f.previous_path) if p}
+    problems = [
+        f"the combined diff is denied at {f.path}: "
+        + (f.reasons[0].detail if f.reasons else "denied")
+        for f in combined.files
+        if f.denied
+    ]
+    gated = {p for r in combined.requirements for p in r.paths}
+    problems += [
+        f"{path} is gated in the combined diff but changed by no pull request of the group"
+        for path in sorted(gated - shown)
+    ]
+    if combined.outcome is Outcome.ERROR:
+        problems.append(f"the group's combined diff: {combined.summary}")
+    return problems
+
+
 def failure(*, repo: str, head_sha: str, number: int, message: str) -> Decision:
     """A job that could not finish: fail closed on the head it concerned."""
     return Decision(

@@ -90,9 +90,12 @@ def _calls(path: Path, module: str, function: str) -> bool:
             target = node.func.value
             if isinstance(target, ast.Name) and (target.id, node.func.attr) == (module, function):
                 return True
-        if isinstance(node, ast.ImportFrom) and node.module == f"gate.{module}":
-            if any(alias.name == function for alias in node.names):
-                return True
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == f"gate.{module}"
+            and any(alias.name == function for alias in node.names)
+        ):
+            return True
     return False
 
 

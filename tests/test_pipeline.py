@@ -14,6 +14,11 @@ import pytest
 
 from gate.result import DecisionKind, Outcome
 from gate.statement import verify_record
+from tests.fakegithub.front import InProcessTransport
+from tests.fakegithub.models import PRFile
+from tests.fakegithub.server import FakeGitHub
+from tests.harness import settings_env
+from tests.world import OWNERS, patch, sha
 from webhooks import events
 from webhooks.evaluate import Evaluator
 from webhooks.facts import ScanCache
@@ -23,11 +28,6 @@ from webhooks.records import StoredDecision
 from webhooks.service import Service, build
 from webhooks.settings import load
 from webhooks.store import Delivery, Job
-from tests.fakegithub.front import InProcessTransport
-from tests.fakegithub.models import PRFile
-from tests.fakegithub.server import FakeGitHub
-from tests.harness import settings_env
-from tests.world import OWNERS, patch, sha
 
 _orgs = itertools.count(1)
 
@@ -87,7 +87,8 @@ async def test_evaluate_finds_every_pr_of_a_head_in_one_call_and_writes_nothing(
     assert [int(p["number"]) for p in found.pulls] == [1, 2]
     assert repo.reads() == 1
     decision = await evaluator.commit(installation_id=repo.installation, repo=repo.name, head=found)
-    assert decision is not None and decision.kind is DecisionKind.COMMIT
+    assert decision is not None
+    assert decision.kind is DecisionKind.COMMIT
     assert [c.number for c in decision.children] == [1, 2]
     assert repo.writes() == []
 
@@ -111,13 +112,15 @@ async def test_publish_signs_stores_checks_and_audits_each_pr(service: Service, 
         installation_id=repo.installation, repo=repo.name, sha=head, number=4
     )
     decision = await evaluator.commit(installation_id=repo.installation, repo=repo.name, head=found)
-    assert decision is not None and decision.outcome is Outcome.NEEDS_APPROVAL
+    assert decision is not None
+    assert decision.outcome is Outcome.NEEDS_APPROVAL
     published = await Publisher(service).publish(
         decision, installation_id=repo.installation, delivery_id="d-1"
     )
     run = repo.fake.check_runs(repo.name, head)[-1]
     assert run.conclusion == "action_required"
-    assert published.decision_id in run.details_url and len(published.decision_id) == 32
+    assert published.decision_id in run.details_url
+    assert len(published.decision_id) == 32
     stored = StoredDecision.from_json(
         await service.store.get("decision", published.decision_id) or b""
     )

@@ -52,7 +52,8 @@ def test_a_sibling_pr_into_a_lax_branch_cannot_turn_a_blocked_commit_green(world
     runs = world.fake.check_runs(world.repo, head)
     assert len(runs) == 1
     assert runs[-1].conclusion == "action_required"
-    assert "#31" in runs[-1].summary and "#32" in runs[-1].summary
+    assert "#31" in runs[-1].summary
+    assert "#32" in runs[-1].summary
     assert "agent-playground" in runs[-1].summary
     # Whichever pull request is evaluated last, the commit's answer is the same.
     world.deliver("pull_request_review", "submitted", number=32, head_sha=head)
@@ -72,7 +73,8 @@ def test_the_blocked_pr_approved_turns_the_commit_green_for_both(world: World) -
     world.fake.add_review(world.repo, 33, user="sec1", commit_id=head)
     world.deliver("pull_request_review", "submitted", number=33, head_sha=head)
     run = world.run(head, "success")
-    assert "#33" in run.summary and "#34" in run.summary
+    assert "#33" in run.summary
+    assert "#34" in run.summary
 
 
 def test_a_sibling_denied_denies_the_commit(world: World) -> None:
@@ -116,3 +118,56 @@ def test_a_merge_group_with_a_blocked_pr_fails_whatever_pr_names_it(world: World
     run = world.run(group, "failure")
     assert "#37" in run.summary
     assert run.details_url.startswith("http://merge-gate.test/decisions/")
+
+
+def test_a_merge_group_cannot_bring_in_what_no_pr_showed(world: World) -> None:
+    first, second = sha(4001), sha(4002)
+    world.open(40, [PRFile("docs/a.md", patch=patch())], head=first)
+    world.open(41, [PRFile("docs/b.md", patch=patch())], head=second)
+    world.run(first, "success")
+    world.run(second, "success")
+    group = sha(4099)
+    # The combined diff holds a workflow file neither pull request changed.
+    world.fake.set_compare(
+        world.repo,
+        world.base,
+        group,
+        commits=[first, second],
+        files=[
+            PRFile("docs/a.md", patch=patch()),
+            PRFile("docs/b.md", patch=patch()),
+            PRFile(".github/workflows/release.yml", patch=patch()),
+        ],
+    )
+    world.fake.set_branch(world.repo, f"gh-readonly-queue/main/pr-41-{group}", group)
+    fields = {
+        "head_sha": group,
+        "base_sha": world.base,
+        "head_ref": f"refs/heads/gh-readonly-queue/main/pr-41-{group}",
+    }
+    assert (
+        world.deliver_patched("merge_group", "checks_requested", node="merge_group", fields=fields)
+        == 202
+    )
+    run = world.run(group, "failure")
+    assert ".github/workflows/release.yml" in run.summary
+    # The same group without the extra file passes.
+    clean = sha(4098)
+    world.fake.set_compare(
+        world.repo,
+        world.base,
+        clean,
+        commits=[first, second],
+        files=[PRFile("docs/a.md", patch=patch()), PRFile("docs/b.md", patch=patch())],
+    )
+    world.fake.set_branch(world.repo, f"gh-readonly-queue/main/pr-41-{clean}", clean)
+    fields = {
+        **fields,
+        "head_sha": clean,
+        "head_ref": f"refs/heads/gh-readonly-queue/main/pr-41-{clean}",
+    }
+    assert (
+        world.deliver_patched("merge_group", "checks_requested", node="merge_group", fields=fields)
+        == 202
+    )
+    world.run(clean, "success")

@@ -1,6 +1,7 @@
 """``gate verify``, ``gate keygen`` and ``gate audit`` (webhooks.commands.*).
 
-Each is run in-process through ``run()`` and as a real subprocess of ``python -m webhooks`` (the ``gate`` console script).
+Each is run in-process through ``run()`` and as a real subprocess of
+``python -m webhooks`` (the ``gate`` console script).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def gate(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m webhooks ...`` as a real process (``webhooks/__main__.py`` -> ``webhooks.main.main``)."""
+    """``python -m webhooks ...`` as a real process (the ``gate`` console script)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("GATE_DATA_DIR", None)
     return subprocess.run(

@@ -120,9 +120,7 @@ def create_app(service: Service) -> Starlette:
             return _answer(200, "duplicate delivery: already accepted")
         metrics.deliveries.labels(event=event, result="accepted").inc()
         service.wakeup.set()
-        log.debug(
-            "delivery accepted", extra={**context, "key": route.key.text, "repo": route.repo}
-        )
+        log.debug("delivery accepted", extra={**context, "key": route.key.text, "repo": route.repo})
         return _answer(202, "accepted", key=route.key.text)
 
     async def healthz(request: Request) -> Response:

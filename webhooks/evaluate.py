@@ -23,17 +23,23 @@ import re2
 
 from gate import tree
 from gate.decide import decide
+from gate.model import PullSnapshot, UserType
 from gate.result import Decision
 from webhooks.events import GroupQueued
-from webhooks.facts import GitHubFacts, ScanCache
+from webhooks.facts import GitHubFacts, GroupFacts, ScanCache
 from webhooks.github import GitHubError, NotFound
-from webhooks.reader import get_pull, open_pulls_at, open_pulls_scan
+from webhooks.reader import file_from_json, get_pull, open_pulls_at, open_pulls_scan
 from webhooks.service import Service
 
 #: How a queued commit names its pull request: squash "Title (#12)", merge
 #: "Merge pull request #12 from ...".
 _REFERENCE = re2.compile(r"\(#([0-9]{1,9})\)|^Merge pull request #([0-9]{1,9}) ")
 _MAX_REFERENCES = 100
+#: "The response ... includes a comparison of up to 300 files"
+#: (https://docs.github.com/rest/commits/commits#compare-two-commits).
+COMPARE_FILE_LIMIT = 300
+#: Who a merge group's combined diff is judged as: an agent, so nothing is waved through.
+MERGE_QUEUE = "merge-queue[bot]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,8 @@ class Evaluator:
     async def group(self, *, installation_id: int, intent: GroupQueued) -> Decision:
         """A merge group passes only when every pull request in it passes on its head."""
         repo = intent.repo
-        named, mentioned = await self._group_numbers(installation_id, intent)
+        compare = await self._compare(installation_id, intent)
+        named, mentioned = await self._group_numbers(installation_id, intent, compare)
         gh = self._svc.gh
         missing: list[str] = []
         children: list[Decision] = []
@@ -113,6 +120,8 @@ class Evaluator:
                     missing.append(f"#{number} is {pull.get('state', 'not open')}")
                 continue
             children.append(await self.pull(installation_id=installation_id, repo=repo, pull=pull))
+        combined = await self._combined(installation_id, intent, compare)
+        missing += tree.combined_problems(combined, children)
         return tree.for_merge_group(
             repo=repo,
             head_sha=intent.head_sha,
@@ -121,8 +130,49 @@ class Evaluator:
             missing=missing,
         )
 
+    async def _compare(self, installation_id: int, intent: GroupQueued) -> Mapping[str, Any]:
+        """The group's commits and combined diff (base...head); empty when unknown."""
+        try:
+            answer = await self._svc.gh.call(
+                "GET",
+                f"/repos/{intent.repo}/compare/{intent.base_sha}...{intent.head_sha}",
+                installation_id=installation_id,
+                route="GET /compare",
+            )
+        except GitHubError:
+            return {}
+        data: Mapping[str, Any] = answer.data or {}
+        return data
+
+    async def _combined(
+        self, installation_id: int, intent: GroupQueued, compare: Mapping[str, Any]
+    ) -> Decision:
+        """The base's policy applied to the group's whole diff, as an agent's change."""
+        files = [file_from_json(f) for f in compare.get("files") or []]
+        snapshot = PullSnapshot(
+            repo=intent.repo,
+            number=0,
+            author=MERGE_QUEUE,
+            author_type=UserType.BOT,
+            head_sha=intent.head_sha,
+            base_ref=intent.head_ref,
+            base_sha=intent.base_sha,
+            files=tuple(files),
+            # GitHub lists at most 300 files of a comparison; none means unknown.
+            files_complete=bool(compare) and len(files) < COMPARE_FILE_LIMIT,
+        )
+        facts = GroupFacts(
+            self._svc,
+            installation_id=installation_id,
+            repo=intent.repo,
+            pull={},
+            scans=self._scans,
+            snapshot=snapshot,
+        )
+        return await decide(facts=facts, detectors=self._svc.detectors)
+
     async def _group_numbers(
-        self, installation_id: int, intent: GroupQueued
+        self, installation_id: int, intent: GroupQueued, compare: Mapping[str, Any]
     ) -> tuple[set[int], set[int]]:
         """The pull requests of a merge group, whatever the queue's merge method.
 
@@ -138,16 +188,7 @@ class Evaluator:
         marker = intent.head_ref.rpartition("/pr-")[2].split("-", 1)[0]
         if marker.isdigit():
             numbers.add(int(marker))
-        try:
-            compare = await gh.call(
-                "GET",
-                f"/repos/{repo}/compare/{intent.base_sha}...{intent.head_sha}",
-                installation_id=installation_id,
-                route="GET /compare",
-            )
-            commits: Sequence[Mapping[str, Any]] = (compare.data or {}).get("commits", [])
-        except GitHubError:
-            commits = []
+        commits: Sequence[Mapping[str, Any]] = compare.get("commits") or []
         for commit in commits:
             message = str((commit.get("commit") or {}).get("message", ""))
             for line in message.splitlines()[:50]:

@@ -170,6 +170,8 @@ class InstallationChanged(_Intent):
     kind: Literal["installation"] = "installation"
     event: str
     action: str = ""
+    #: ``org/team`` (lower case) of a ``membership`` event: its decisions are redone.
+    team: str = ""
 
 
 Intent = Annotated[
@@ -236,8 +238,13 @@ def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) 
         installation_id = None
     action = action or (payload.get("action") if isinstance(payload.get("action"), str) else "")
     if event in ("installation", "installation_repositories", "membership", "ping"):
+        team = ""
+        if event == "membership":
+            slug = (payload.get("team") or {}).get("slug")
+            org = (payload.get("organization") or {}).get("login")
+            team = f"{org}/{slug}".lower() if slug and org else ""
         intent: Intent = InstallationChanged(
-            installation_id=installation_id, event=event, action=action or ""
+            installation_id=installation_id, event=event, action=action or "", team=team
         )
         return Route(InstallKey(installation_id or 0), intent)
     repo = _str(payload, "repository", "full_name")

@@ -21,7 +21,7 @@ from gate.decide import Config
 from gate.detectors.manifests import Package
 from gate.engine import Needs
 from gate.model import Confirmation, Contents, PullSnapshot, ScanResult, ScanStatus, Teams
-from webhooks.events import RolloutConfirmed
+from webhooks.events import PullChanged, RolloutConfirmed
 from webhooks.reader import read_contents, read_snapshot
 from webhooks.service import Service
 from webhooks.supplychain import scan_packages
@@ -83,6 +83,27 @@ async def record_confirmation(service: Service, intent: RolloutConfirmed) -> Non
     await service.store.put("confirm", key, json.dumps(known).encode(), ttl=_CONFIRMATIONS_TTL)
 
 
+async def record_pusher(service: Service, intent: PullChanged) -> None:
+    """Whoever pushed a new head is an author of the pull request, durably.
+
+    GitHub has no API naming who pushed; the ``synchronize`` delivery's sender
+    did, so a human who pushes an agent's commits can no longer approve them.
+    """
+    if not intent.sender:
+        return
+    key = f"{intent.repo}#{intent.number}"
+    known: list[str] = json.loads((await service.store.get("pushers", key)) or b"[]")
+    if intent.sender.lower() in (k.lower() for k in known):
+        return
+    known.append(intent.sender)
+    await service.store.put("pushers", key, json.dumps(known).encode(), ttl=_CONFIRMATIONS_TTL)
+
+
+async def pushers(service: Service, *, repo: str, number: int) -> frozenset[str]:
+    known: list[str] = json.loads((await service.store.get("pushers", f"{repo}#{number}")) or b"[]")
+    return frozenset(known)
+
+
 async def confirmations(service: Service, *, repo: str, head: str) -> tuple[Confirmation, ...]:
     known = json.loads((await service.store.get("confirm", f"{repo}@{head}")) or b"[]")
     return tuple(Confirmation(**entry) for entry in known)
@@ -110,8 +131,13 @@ class GitHubFacts:
         snapshot = await read_snapshot(
             self._svc.gh, installation_id=self._installation, repo=self._repo, pull=self._pull
         )
-        confirmed = await confirmations(self._svc, repo=self._repo, head=snapshot.head_sha)
-        return dataclasses.replace(snapshot, confirmations=confirmed)
+        confirmed, pushed = await asyncio.gather(
+            confirmations(self._svc, repo=self._repo, head=snapshot.head_sha),
+            pushers(self._svc, repo=self._repo, number=snapshot.number),
+        )
+        return dataclasses.replace(
+            snapshot, confirmations=confirmed, pushers=snapshot.pushers | pushed
+        )
 
     async def config(self, *, base_sha: str) -> Config:
         return await self._svc.configs.read(
@@ -119,8 +145,11 @@ class GitHubFacts:
         )
 
     async def inputs(self, *, needs: Needs, pull: PullSnapshot) -> tuple[Teams, Contents]:
-        teams, (texts, large) = await asyncio.gather(
+        teams, writers, contents = await asyncio.gather(
             self._svc.teams.read(installation_id=self._installation, teams=needs.teams),
+            self._svc.access.writers(
+                installation_id=self._installation, repo=self._repo, logins=needs.writers
+            ),
             read_contents(
                 self._svc.gh,
                 installation_id=self._installation,
@@ -130,7 +159,33 @@ class GitHubFacts:
                 head_sha=pull.head_sha,
             ),
         )
-        return teams, Contents(texts=texts, too_large=large)
+        return dataclasses.replace(teams, writers=writers), contents
 
-    async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult:
+    async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
         return await self._scans.scan(self._svc, packages=packages, head_sha=head_sha)
+
+
+class GroupFacts(GitHubFacts):
+    """A merge group's combined diff, judged like a pull request (no scan: its
+    pull requests were scanned on their own heads)."""
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        installation_id: int,
+        repo: str,
+        pull: Mapping[str, Any],
+        scans: ScanCache,
+        snapshot: PullSnapshot,
+    ) -> None:
+        super().__init__(
+            service, installation_id=installation_id, repo=repo, pull=pull, scans=scans
+        )
+        self._snapshot = snapshot
+
+    async def pull(self) -> PullSnapshot:
+        return self._snapshot
+
+    async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
+        return None

@@ -46,6 +46,15 @@ class NotFound(GitHubError):
     pass
 
 
+class ListCut(Exception):
+    """A paged list is longer than the reader takes: the caller must fail closed."""
+
+    def __init__(self, route: str, pages: int) -> None:
+        self.route = route
+        self.pages = pages
+        super().__init__(f"{route} has {pages} pages; merge-gate reads at most the first ones")
+
+
 class Backoff(Exception):
     """GitHub asked us to wait longer than a worker should block; retry the job later."""
 
@@ -262,7 +271,10 @@ class GitHubApp:
         max_pages: int = 30,
         route: str = "",
     ) -> list[Any]:
-        """Every item of a paged list: page 1, then the rest concurrently via Link rel=last."""
+        """Every item of a paged list: page 1, then the rest concurrently via Link rel=last.
+
+        Never a silent cut: a list longer than ``max_pages`` raises :class:`ListCut`.
+        """
         query = {"per_page": 100, **(params or {})}
         first = await self.call(
             "GET", url, installation_id=installation_id, params=query, route=route
@@ -271,7 +283,9 @@ class GitHubApp:
         last = _last_page(first.headers.get("link", ""))
         if last is None or last <= 1:
             return items
-        pages = range(2, min(last, max_pages) + 1)
+        if last > max_pages:
+            raise ListCut(route or url, last)
+        pages = range(2, last + 1)
         answers = await asyncio.gather(
             *(
                 self.call(

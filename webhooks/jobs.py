@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 
 from gate import audit_entries, tree
 from gate.result import Decision
+from webhooks import team_index
 from webhooks.evaluate import Evaluator, Head
 from webhooks.events import (
     GroupKey,
@@ -32,7 +33,7 @@ from webhooks.events import (
     decode,
     parse_key,
 )
-from webhooks.facts import ScanCache, record_confirmation
+from webhooks.facts import ScanCache, record_confirmation, record_pusher
 from webhooks.github import Backoff
 from webhooks.publish import Publisher
 from webhooks.reader import get_pull
@@ -77,7 +78,7 @@ class Jobs:
         intents = intents_of(job)
         if isinstance(key, InstallKey):
             self._invalidate(intents)
-            return ()
+            return await self._redo_teams(intents, owner=job.token)
         installation = _installation(intents)
         if installation is None:
             log.warning("delivery without installation ignored", extra={"key": job.key})
@@ -86,6 +87,8 @@ class Jobs:
         for intent in intents:
             if isinstance(intent, RolloutConfirmed):
                 await record_confirmation(self._svc, intent)
+            elif isinstance(intent, PullChanged) and intent.action == "synchronize":
+                await record_pusher(self._svc, intent)
         redo = job.attempts > 0
         if isinstance(key, GroupKey):
             group = next(i for i in reversed(intents) if isinstance(i, GroupQueued))
@@ -180,9 +183,32 @@ class Jobs:
         )
         await svc.audit.append(kind, fields, time=svc.clock())
 
+    async def _redo_teams(self, intents: Sequence[Intent], *, owner: str) -> tuple[Decision, ...]:
+        """Decide again every pull request whose decision used a team that changed."""
+        done: list[Decision] = []
+        for intent in intents:
+            if not (isinstance(intent, InstallationChanged) and intent.team):
+                continue
+            if intent.installation_id is None:
+                continue
+            for entry in await team_index.entries(self._svc.store, team=intent.team):
+                decided = await self._decide_head(
+                    intent.installation_id,
+                    repo=entry.repo,
+                    sha=entry.head_sha,
+                    number=entry.number,
+                    owner=owner,
+                    delivery_id="",
+                    redo=False,
+                )
+                if decided is not None:
+                    done.append(decided)
+        return tuple(done)
+
     def _invalidate(self, intents: Sequence[Intent]) -> None:
         svc = self._svc
         svc.teams.forget()
+        svc.access.forget()
         for intent in intents:
             if isinstance(intent, InstallationChanged) and intent.event != "membership":
                 svc.configs.forget()

@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gate import audit_entries, render
+from gate.owners import Owner
 from gate.result import Decision, DecisionKind, Outcome
-from webhooks import checks, records
+from webhooks import checks, records, team_index
 from webhooks.service import Service
 
 log = logging.getLogger("merge_gate.publish")
@@ -130,6 +131,9 @@ class Publisher:
                 continue
             latest = {"head_sha": pull.head_sha, "outcome": pull.outcome.value, "id": decision_id}
             await svc.store.put("latest", f"{pull.repo}#{pull.number}", json.dumps(latest).encode())
+            teams = {o.team for r in pull.requirements for o in map(Owner, r.owners) if o.team}
+            for team in sorted(teams):
+                await team_index.add(svc.store, team=team, pull=pull, owner=decision_id)
 
     async def _log(
         self, decision: Decision, *, digest: str, delivery_id: str, requested: Sequence[int]

@@ -16,7 +16,7 @@ from webhooks.audit_store import AuditLog, default_origin, open_audit_log
 from webhooks.github import GitHubApp
 from webhooks.keys import KeyRing, load_keyring
 from webhooks.metrics import Metrics
-from webhooks.reader import ConfigReader, TeamReader
+from webhooks.reader import ConfigReader, PermissionReader, TeamReader
 from webhooks.settings import Settings
 from webhooks.store import Store, open_store
 from webhooks.supplychain import ScanUrls
@@ -36,6 +36,7 @@ class Service:
     metrics: Metrics
     configs: ConfigReader
     teams: TeamReader
+    access: PermissionReader
     detectors: dict[str, Detector]
     scan_urls: ScanUrls = field(default_factory=ScanUrls)
     clock: Callable[[], datetime] = utcnow
@@ -85,6 +86,7 @@ async def build(
         metrics=metrics,
         configs=ConfigReader(gh),
         teams=TeamReader(gh),
+        access=PermissionReader(gh),
         detectors=builtin(),
         scan_urls=scan_urls
         or ScanUrls(osv_querybatch=settings.osv_url, pypi=settings.pypi_url, npm=settings.npm_url),
