@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
+
+import re2
 
 from gate.result import Decision, FileResult, Outcome, RequirementResult
 
@@ -48,13 +51,64 @@ def title(decision: Decision) -> str:
     return f"Passes (tier {decision.tier})"
 
 
+#: Characters GitHub Flavored Markdown gives a meaning anywhere in a line
+#: (https://github.github.com/gfm/#backslash-escapes): code spans, emphasis and
+#: strikethrough, links and images, table cells, math (``$``), and the escape itself.
+_INLINE = re2.compile(r"([\\`*_\[\]|~$])")
+#: Block markers matter only at the start of a line: headings, list items, setext
+#: underlines, ordered lists (``1.``). Our text always starts after a fixed prefix
+#: (``- ``, ``### ``, a table pipe), so the text's own first character is that start.
+_LEADING = re2.compile(r"^(\s*(?:[0-9]+)?)([#+=.)-])")  # "1." and ".": escaping is harmless
+#: Extended autolinks (https://github.github.com/gfm/#autolinks-extension-): a
+#: scheme's ``://`` and a leading ``www.``; an escaped character breaks the match.
+_AUTOLINK = re2.compile(r"(:)(//)|\b((?i:www))(\.)")
+#: A zero-width space after ``@`` stops GitHub's @-mentions (a notification to a
+#: user or a whole team) and e-mail autolinks, and still reads as ``@``.
+_ZWSP = "\u200b"
+
+
+def _visible(char: str) -> str:
+    """A control or invisible character as something a reviewer can see."""
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)  # Unicode Control Pictures: LF shows as ␊
+    if code == 0x7F:
+        return "\u2421"
+    return f"⟨U+{code:04X}⟩"
+
+
+def _break_autolink(match: Any) -> str:
+    if match.group(1):
+        return "\\:" + str(match.group(2))
+    return str(match.group(3)) + "\\."
+
+
+def escape(text: str) -> str:
+    """``text`` as literal Markdown: what an agent controls renders as itself.
+
+    File names, logins, branch names, titles, detector messages and policy
+    reasons all reach the check-run summary, which GitHub renders as Markdown with
+    inline HTML. Escaped here: HTML (``<``, ``>``, ``&`` as entities), every inline
+    construct (links, images, emphasis, code, table pipes, math), block markers at
+    the start, autolinks and mentions, and every line break or control character
+    (shown as a visible picture, so a ``x\\n.yml`` file cannot fake a second row).
+    """
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else _visible(c) for c in text)
+    text = html.escape(text, quote=False)
+    text = str(_INLINE.sub(r"\\\1", text))
+    text = str(_LEADING.sub(r"\1\\\2", text, count=1))
+    text = str(_AUTOLINK.sub(_break_autolink, text))
+    return text.replace("@", "@" + _ZWSP)
+
+
 def _cell(text: str) -> str:
-    """Escape user content for a Markdown table cell (GitHub renders HTML in Markdown)."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    return escape(text)
 
 
 def _code(text: str) -> str:
-    return "<code>" + html.escape(text) + "</code>"
+    # Markdown inside an HTML <code> element is still parsed, so it is escaped too.
+    return "<code>" + escape(text) + "</code>"
 
 
 def _requirement_row(requirement: RequirementResult) -> str:
@@ -86,7 +140,9 @@ def markdown(decision: Decision, *, details_url: str | None = None, limit: int =
         f"**Governance:** {_cell(decision.governance)}.",
     ]
     if decision.tier:
-        head.append(f"**Tier:** {decision.tier} · **Head:** `{decision.head_sha[:12]}`")
+        head.append(
+            f"**Tier:** {escape(decision.tier)} · **Head:** {_code(decision.head_sha[:12])}"
+        )
     if decision.requirements:
         head += [
             "",
@@ -103,7 +159,7 @@ def markdown(decision: Decision, *, details_url: str | None = None, limit: int =
     if decision.ignored_reviews:
         head += ["", "#### Approvals that do not count"]
         head += [
-            f"- @{_cell(i.user)} (review {i.review_id}): {_cell(i.why)}"
+            f"- {_cell('@' + i.user)} (review {i.review_id}): {_cell(i.why)}"
             for i in decision.ignored_reviews
         ]
     tail: list[str] = []
@@ -112,8 +168,8 @@ def markdown(decision: Decision, *, details_url: str | None = None, limit: int =
     if decision.policy:
         tail += [
             "",
-            f"<sub>Policy {_code(decision.policy.path)} {decision.policy.digest} "
-            f"at base `{decision.base_sha[:12]}`.</sub>",
+            f"<sub>Policy {_code(decision.policy.path)} {escape(decision.policy.digest)} "
+            f"at base {_code(decision.base_sha[:12])}.</sub>",
         ]
     rows = [_file_row(f) for f in decision.files]
     table = ["", "#### Files", "| file | tier | why |", "|---|---|---|"] if rows else []
