@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector, Finding, ScanInput
+from gate.detectors.secrets import redact_text
 from gate.diff import PatchError, added_lines, first_added_range
 from gate.globs import GlobSet
 from gate.model import ChangedFile, Contents
@@ -74,6 +76,9 @@ def _classify(
     data = ScanInput(file=file, added=added, contents=contents)
     for detector in active:
         findings.extend(detector.scan(data))
+    # Messages quote pull-request text (a package URL, an operation's name) and reach
+    # the check run and the signed record: no secret may ride along, whatever found it.
+    findings = [replace(f, message=redact_text(f.message)) for f in findings]
     if unseen is None and file.content_unseen and contents.get("head", file.path) is None:
         unseen = "GitHub sent no patch (binary or large) and the content was not inspected"
 

@@ -27,7 +27,8 @@ class Finding:
     path: str
     #: Line in the head version of the file; ``None`` for a whole-file finding.
     line: int | None
-    #: Safe to render anywhere: a detector never puts a secret in its message.
+    #: Safe to render anywhere: a detector never puts a secret in its message, and
+    #: the engine redacts whatever one quotes from the pull request (``redact_text``).
     message: str
     deny: bool = False
 

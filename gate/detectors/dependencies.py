@@ -22,6 +22,7 @@ from gate.detectors.manifests import (
     manifest_kind,
     parse_manifest,
 )
+from gate.detectors.secrets import redact_text
 from gate.model import ChangedFile, FileStatus
 
 BASE = "base"
@@ -208,8 +209,11 @@ def _spec_suffix(specs: frozenset[str]) -> str:
 
 
 def _safe(text: str) -> str:
-    """One line, printable, bounded: names come from an untrusted manifest."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    """One line, printable, bounded, no secret: names come from an untrusted manifest.
+
+    Secrets are redacted before the cut, which could otherwise leave half of one.
+    """
+    flat = redact_text("".join(ch if ch.isprintable() else " " for ch in text))
     flat = " ".join(flat.split())
     if len(flat) > _MESSAGE_FIELD_LIMIT:
         flat = flat[: _MESSAGE_FIELD_LIMIT - 1] + "…"
