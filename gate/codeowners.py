@@ -10,9 +10,11 @@ Implements https://docs.github.com/repositories/managing-your-repositorys-settin
   lines are reported and skipped, as GitHub skips them;
 - a file over 3 MB is not loaded.
 
-Pattern matching is delegated to the ``codeowners`` package; this module is the
+Pattern translation is delegated to the ``codeowners`` package; this module is the
 pre-filter that makes its input match GitHub (that package alone keeps
-``# comment`` words as owners and applies the unsupported syntax).
+``# comment`` words as owners and applies the unsupported syntax). Its regexes are
+recompiled for RE2 with the ``s`` flag: paths are untrusted, and a path with a
+newline in it (git allows any byte but NUL) must match ``**`` like any other.
 """
 
 from __future__ import annotations
@@ -131,11 +133,27 @@ def _first_segment(pattern: str) -> str:
     return "" if any(c in first for c in "*?[\\") else first
 
 
+def _re2(source: str) -> Any:
+    """A Python ``re`` source of the matcher as RE2: ``\\Z`` is spelt ``\\z`` there, and
+    ``.`` must match a newline."""
+    out: list[str] = []
+    i = 0
+    while i < len(source):
+        pair = source[i : i + 2]
+        if pair.startswith("\\"):
+            out.append("\\z" if pair == "\\Z" else pair)
+            i += 2
+            continue
+        out.append(source[i])
+        i += 1
+    return re2.compile("(?s)" + "".join(out))
+
+
 def _build_index(matcher: _Matcher) -> dict[str, tuple[tuple[Any, str, int], ...]]:
     index: dict[str, list[tuple[Any, str, int]]] = {}
     # matcher.paths is latest line first: (regex, pattern, owners, line, section).
     for regex, pattern, _owners, line, _section in matcher.paths:
-        index.setdefault(_first_segment(pattern), []).append((regex, pattern, line))
+        index.setdefault(_first_segment(pattern), []).append((_re2(regex.pattern), pattern, line))
     return {key: tuple(rules) for key, rules in index.items()}
 
 

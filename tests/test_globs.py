@@ -1,0 +1,74 @@
+"""Globs and CODEOWNERS patterns match any character inside a path segment.
+
+Git allows every byte but NUL in a path, and GitHub lists such paths as they
+are; a newline or a control character in a file name must not take a file out
+of the glob that names its directory.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gate.codeowners import CodeOwners
+from gate.globs import GlobSet
+
+ODD = ["\n", "\r", "\r\n", "\x01", "\x1b[0m", "\x7f", "\u2028", "\u0085", " ", "\t"]
+
+CASES = [
+    (".github/workflows/**", ".github/workflows/x{c}.yml"),
+    (".github/workflows/**", ".github/workflows/a{c}b/c.yml"),
+    ("**/auth/**", "app/auth/x{c}y/z.py"),
+    ("**/auth/**", "a{c}b/auth/x.py"),
+    ("**/migrations/**", "{c}/migrations/{c}"),
+    ("docs/", "docs/{c}"),
+    ("*.sql", "db/x{c}.sql"),
+    ("x?.py", "x{c}.py"),
+    ("[!a-z]*.yml", "{c}.yml"),
+    (".claude/**", ".claude/{c}"),
+]
+
+
+@pytest.mark.parametrize("char", ODD, ids=repr)
+@pytest.mark.parametrize(("glob", "template"), CASES)
+def test_wildcards_match_control_characters(glob: str, template: str, char: str) -> None:
+    path = template.format(c=char)
+    if glob == "x?.py" and len(char) > 1:
+        path = "x" + char[0] + ".py"
+    globs = GlobSet.compile([glob])
+    assert globs.matches(path)
+    assert globs.which(path) == glob
+
+
+def test_a_newline_never_crosses_a_segment_boundary() -> None:
+    # "*" still stops at "/"; the newline is an ordinary character, not a separator.
+    assert not GlobSet.compile(["docs/*.md"]).matches("docs/a\n/b.md")
+    assert not GlobSet.compile(["*.md"]).matches("a.md\n")
+    assert not GlobSet.compile([".github/workflows/**"]).matches("x\n.github/workflows/y")
+
+
+OWNERS = """\
+*                      @acme/devs
+/.github/workflows/    @acme/security
+/app/auth/             @acme/auth
+**/migrations/**       @acme/dba
+docs/**                @acme/docs
+*.sql                  @acme/dba
+"""
+
+
+@pytest.mark.parametrize("char", ODD, ids=repr)
+@pytest.mark.parametrize(
+    ("template", "owner"),
+    [
+        (".github/workflows/x{c}.yml", "@acme/security"),
+        ("app/auth/x{c}y/z.py", "@acme/auth"),
+        ("a{c}b/migrations/x.py", "@acme/dba"),
+        ("docs/a{c}b/c.md", "@acme/docs"),
+        ("x{c}.sql", "@acme/dba"),
+    ],
+)
+def test_codeowners_are_not_fooled_by_control_characters(
+    template: str, owner: str, char: str
+) -> None:
+    owners = CodeOwners.parse(OWNERS)
+    assert owners.owners_of(template.format(c=char)) == (owner,)
