@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import re2
 
-from gate.detectors.base import Finding, ScanInput
+from gate.detectors.base import Finding, ScanInput, head_text_wanted, inspected_lines
 from gate.model import ChangedFile, FileStatus
 
 _GOVERNANCE = frozenset(
@@ -131,7 +131,7 @@ class InfraDetector:
     name: str = "infra"
 
     def wanted(self, file: ChangedFile) -> frozenset[tuple[str, str]]:
-        return frozenset()
+        return head_text_wanted(file)
 
     def scan(self, data: ScanInput) -> Sequence[Finding]:
         file = data.file
@@ -174,7 +174,7 @@ class InfraDetector:
         """Added lines carrying both ``apiVersion:`` and ``kind:`` make a Kubernetes object."""
         api_version = False
         kind: tuple[int, str] | None = None
-        for added in data.added:
+        for added in inspected_lines(data) or ():
             if not api_version and _API_VERSION.search(added.text) is not None:
                 api_version = True
             if kind is None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import re2
 
-from gate.detectors.base import Finding, ScanInput
+from gate.detectors.base import Finding, ScanInput, head_text_wanted, inspected_lines
 from gate.model import ChangedFile, FileStatus
 
 #: Per file, so a generated schema dump cannot bury the check run in findings.
@@ -189,7 +189,7 @@ class MigrationDetector:
     name: str = "migrations"
 
     def wanted(self, file: ChangedFile) -> frozenset[tuple[str, str]]:
-        return frozenset()
+        return head_text_wanted(file)
 
     def scan(self, data: ScanInput) -> Sequence[Finding]:
         file = data.file
@@ -203,7 +203,7 @@ class MigrationDetector:
         if posixpath.splitext(file.path)[1].lower() in _PROSE_EXTENSIONS:
             return tuple(findings)
         line_findings: list[Finding] = []
-        for added in data.added:
+        for added in inspected_lines(data) or ():
             finding = self._line(file.path, added.number, added.text)
             if finding is not None:
                 line_findings.append(finding)
