@@ -77,6 +77,14 @@ def _visible(char: str) -> str:
     return f"⟨U+{code:04X}⟩"
 
 
+def printable(text: str) -> str:
+    """``text`` with every control, format or separator character made visible: a file
+    name cannot start a new line or send terminal escape sequences."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _visible(c) for c in text)
+
+
 def _break_autolink(match: Any) -> str:
     if match.group(1):
         return "\\:" + str(match.group(2))
@@ -93,9 +101,7 @@ def escape(text: str) -> str:
     the start, autolinks and mentions, and every line break or control character
     (shown as a visible picture, so a ``x\\n.yml`` file cannot fake a second row).
     """
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else _visible(c) for c in text)
-    text = html.escape(text, quote=False)
+    text = html.escape(printable(text), quote=False)
     text = str(_INLINE.sub(r"\\\1", text))
     text = str(_LEADING.sub(r"\1\\\2", text, count=1))
     text = str(_AUTOLINK.sub(_break_autolink, text))
@@ -278,7 +284,7 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
 
 
 def text(decision: Decision) -> str:
-    """Plain text for the terminal (``gate check``)."""
+    """Plain text for the terminal (``gate check``); one line per item, whatever the names."""
     lines = [f"{decision.outcome.value.upper()}: {decision.summary}", f"  {decision.governance}"]
     if decision.files:
         lines.append("files:")
@@ -303,4 +309,4 @@ def text(decision: Decision) -> str:
         lines.append(f"ignored approval by @{ignored.user}: {ignored.why}")
     for note in decision.notes:
         lines.append(f"note: {note}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

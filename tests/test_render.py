@@ -149,3 +149,14 @@ def test_glob_in_a_reason_renders_literally() -> None:
     assert "em" not in reader.tags
     cell = next(row[2] for row in reader.rows if len(row) == 3 and "login.py" in row[0])
     assert "'**/auth/**'" in html.unescape(cell)
+
+
+def test_terminal_text_keeps_one_line_per_item_and_no_escape_sequences() -> None:
+    path = "app/x\n  low          docs/fake.md\x1b[2K\x1b[1A.py"
+    decision = decide(default_policy(), pull([changed(path)]))
+    out = render.text(decision)
+    assert "\x1b" not in out
+    files = out.split("files:\n", 1)[1].splitlines()
+    assert files[0].startswith("  medium")
+    assert "x␊  low" in files[0]
+    assert not any(line.lstrip().startswith("low") for line in files)
