@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from gate.codeowners import CodeOwners
+from gate.detectors.base import ScanInput
+from gate.detectors.migrations import MigrationDetector
 from gate.globs import GlobSet
+from gate.model import ChangedFile, Contents, FileStatus
 
 ODD = ["\n", "\r", "\r\n", "\x01", "\x1b[0m", "\x7f", "\u2028", "\u0085", " ", "\t"]
 
@@ -72,3 +75,11 @@ def test_codeowners_are_not_fooled_by_control_characters(
 ) -> None:
     owners = CodeOwners.parse(OWNERS)
     assert owners.owners_of(template.format(c=char)) == (owner,)
+
+
+@pytest.mark.parametrize("char", ODD, ids=repr)
+def test_the_migrations_detector_matches_paths_with_control_characters(char: str) -> None:
+    for path in (f"a{char}b/migrations/x{char}.py", f"db/x{char}y.sql"):
+        file = ChangedFile(path, FileStatus.ADDED, patch="@@ -0,0 +1 @@\n+x = 1")
+        found = MigrationDetector().scan(ScanInput(file=file, added=(), contents=Contents()))
+        assert [f.rule for f in found] == ["migration"], path
