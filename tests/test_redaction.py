@@ -12,8 +12,8 @@ from gate import render
 from gate.defaults import default_policy
 from gate.detectors import builtin
 from gate.detectors.secrets import redact, redact_text
-from gate.model import Contents, FileStatus
-from tests.factories import changed, decide, pull
+from gate.model import Contents, FileStatus, ScanResult, ScanStatus
+from tests.factories import HEAD, changed, decide, pull
 
 
 def github_token(seed: int) -> str:
@@ -105,3 +105,26 @@ def test_a_secret_cut_by_the_message_limit_is_redacted_before_the_cut() -> None:
     dumped = json.dumps(decision.to_dict(), ensure_ascii=False)
     assert "new npm package y" in dumped
     assert token[:12] not in dumped
+
+
+def test_a_scan_summary_naming_a_secret_is_redacted() -> None:
+    token = github_token(9)
+    text = json.dumps({"dependencies": {token: "1.0.0"}})
+    file = changed("package.json", status=FileStatus.ADDED, patch=added(text))
+    scan = ScanResult(
+        gate="supply_chain_scan",
+        head_sha=HEAD,
+        status=ScanStatus.FAILED,
+        summary=f"1 problem in 1 new package: npm {token} does not exist",
+    )
+    decision = decide(
+        default_policy(),
+        pull([file], scans=(scan,)),
+        detectors=builtin(),  # type: ignore[arg-type]
+        contents=Contents(texts={("head", "package.json"): text}),
+    )
+    explanation = next(
+        r.explanation for r in decision.requirements if r.kind == "supply_chain_scan"
+    )
+    assert "does not exist" in explanation
+    assert token not in json.dumps(decision.to_dict()) + render.markdown(decision)
