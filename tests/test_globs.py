@@ -8,6 +8,9 @@ of the glob that names its directory.
 from __future__ import annotations
 
 import pytest
+from codeowners import MASK
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gate.codeowners import CodeOwners
 from gate.detectors.base import ScanInput
@@ -83,3 +86,43 @@ def test_the_migrations_detector_matches_paths_with_control_characters(char: str
         file = ChangedFile(path, FileStatus.ADDED, patch="@@ -0,0 +1 @@\n+x = 1")
         found = MigrationDetector().scan(ScanInput(file=file, added=(), contents=Contents()))
         assert [f.rule for f in found] == ["migration"], path
+
+
+BIG_OWNERS = (
+    OWNERS
+    + "\n".join(f"/app/mod{i}/ @acme/team{i}" for i in range(30))
+    + "\n*.md @acme/docs\n/app/**/test_*.py @acme/qa\napp/auth/README.md\n"
+)
+PARTS = st.sampled_from(
+    [
+        "app",
+        "auth",
+        "docs",
+        "mod1",
+        "mod17",
+        "migrations",
+        "x\ny",
+        "README.md",
+        "a.sql",
+        "test_x.py",
+        ".github",
+        "workflows",
+        "z z",
+        "\x1b",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(PARTS, min_size=1, max_size=5))
+def test_the_set_matcher_agrees_with_testing_each_rule(parts: list[str]) -> None:
+    owners = CodeOwners.parse(BIG_OWNERS)
+    path = "/".join(parts)
+    text = path.replace(" ", MASK)
+    first = path.split("/", 1)[0]
+    index = owners._index
+    none = index[""].rules[:0]
+    one_by_one = owners._match_one_by_one(
+        text, index[""].rules, index[first].rules if first in index else none
+    )
+    assert owners.match(path) == one_by_one
