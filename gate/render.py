@@ -104,6 +104,12 @@ def escape(text: str) -> str:
     text = html.escape(printable(text), quote=False)
     text = str(_INLINE.sub(r"\\\1", text))
     text = str(_LEADING.sub(r"\1\\\2", text, count=1))
+    # Leading blanks would indent a list item's text into a code block: as entities
+    # they still show, but do not count as indentation.
+    stripped = text.lstrip(" \t")
+    if len(stripped) != len(text):
+        blanks = text[: len(text) - len(stripped)]
+        text = blanks.replace(" ", "&#32;").replace("\t", "&#9;") + stripped
     text = str(_AUTOLINK.sub(_break_autolink, text))
     return text.replace("@", "@" + _ZWSP)
 

@@ -41,6 +41,8 @@ HOSTILE = [
     "**/auth/**",
     "=== setext",
     "bidi \u202eexe.txt",
+    "      indented code",
+    "\t- tabbed item",
 ]
 
 
