@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gate import identity
 from gate.codeowners import CodeOwners
+from gate.detectors.secrets import redact_text
 from gate.model import PullSnapshot, Review, ReviewState, ScanStatus, Teams
 from gate.owners import Owner
 from gate.policy import Agents, LoadedPolicy
@@ -268,6 +269,8 @@ def _scan(*, tier: str, paths: tuple[str, ...], pull: PullSnapshot, gate: str) -
         satisfied, explanation = False, f"scan unavailable: {latest.summary}"
     else:
         satisfied, explanation = False, f"scan failed: {latest.summary}"
+    # A scan's summary names packages as the pull request spells them.
+    explanation = redact_text(explanation)
     return RequirementResult(
         id=f"{tier}:{gate}",
         tier=tier,

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gate import render
 from gate.statement import verify_record
 from tests.fakegithub.models import PRCommit, PRFile
 from tests.fakegithub.server import FakeGitHub
@@ -44,7 +45,7 @@ def test_auth_change_blocks_requests_owner_team_and_annotates(world: World) -> N
     assert (annotation["start_line"], annotation["end_line"]) == (11, 12)
     assert annotation["annotation_level"] == "warning"
     assert annotation["raw_details"].startswith("sha256:")
-    assert "@" + world.org + "/security" in run.summary
+    assert render.escape("@" + world.org + "/security") in run.summary
 
 
 def test_owner_approval_passes_and_push_blocks_again(world: World) -> None:
