@@ -6,7 +6,7 @@ Each non-merge commit becomes one pull request: base = its first parent, head =
 the commit, author an agent login (a Bot account), so every change is governed.
 Policy and CODEOWNERS come from the parent, as the service reads them from the
 base branch; without a policy file the built-in default applies. Git is read
-through the same helpers ``gate check`` uses, then ``engine.needs`` and
+through the same helpers ``gate check`` uses (``gate.localrepo``), then ``engine.needs`` and
 ``engine.evaluate`` decide, exactly as for a real pull request.
 
 What it prints is what a maintainer needs to judge the defaults on real code:
@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gate import engine
-from gate.cli import UsageError, _changed_files, _git, _show
 from gate.codeowners import LOCATIONS, CodeOwners
 from gate.defaults import load_policy
 from gate.detectors import builtin
+from gate.localrepo import GitError, changed_files, git, show
 from gate.model import Contents, PullSnapshot, Teams, UserType
 from gate.policy import POLICY_PATH, InvalidPolicy
 from gate.result import Decision, Reason
@@ -70,9 +70,9 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
 
 def commits(repo: Path, *, ref: str, count: int) -> list[tuple[str, str, str]]:
     """(sha, first parent, subject) of the ``count`` newest non-merge commits of ``ref``."""
-    out = _git(repo, "log", "--no-merges", f"-n{count}", "--format=%H%x00%P%x00%s", ref)
+    out = git(repo, "log", "--no-merges", f"-n{count}", "--format=%H%x00%P%x00%s", ref)
     found = []
-    for line in out.splitlines():
+    for line in out.decode("utf-8", "replace").splitlines():
         sha, parents, subject = line.split("\0", 2)
         if parents:  # a root commit has no base to compare with
             found.append((sha, parents.split()[0], subject))
@@ -82,15 +82,16 @@ def commits(repo: Path, *, ref: str, count: int) -> list[tuple[str, str, str]]:
 def decide(repo: Path, *, sha: str, parent: str) -> tuple[Decision, float]:
     """The decision on ``parent..sha`` as an agent PR, and the engine's own seconds."""
     try:
-        policy = load_policy(_show(repo, parent, POLICY_PATH))
+        policy = load_policy(show(repo, parent, POLICY_PATH))
     except InvalidPolicy:
         policy = load_policy(None)
     codeowners = CodeOwners.empty()
     for location in LOCATIONS:
-        text = _show(repo, parent, location)
+        text = show(repo, parent, location)
         if text is not None:
             codeowners = CodeOwners.parse(text, path=location)
             break
+    files, complete = changed_files(repo, parent, sha)
     pull = PullSnapshot(
         repo=repo.resolve().name,
         number=0,
@@ -99,14 +100,15 @@ def decide(repo: Path, *, sha: str, parent: str) -> tuple[Decision, float]:
         head_sha=sha,
         base_ref="main",
         base_sha=parent,
-        files=_changed_files(repo, parent, sha),
+        files=files,
+        files_complete=complete,
     )
     detectors = builtin()
     started = time.perf_counter()
     needed = engine.needs(policy=policy, codeowners=codeowners, pull=pull, detectors=detectors)
     spent = time.perf_counter() - started
     texts = {
-        (side, path): _show(repo, parent if side == "base" else sha, path)
+        (side, path): show(repo, parent if side == "base" else sha, path)
         for side, path in needed.contents
     }
     started = time.perf_counter()
@@ -176,7 +178,7 @@ def replay(
         started = time.perf_counter()
         try:
             decision, seconds = decide(repo, sha=sha, parent=parent)
-        except UsageError:
+        except GitError:
             tally.unreadable += 1
             continue
         except Exception:  # a crash is a figure to report, not a reason to stop
@@ -233,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             with args.jsonl.open("w", encoding="utf-8") as out:
                 tally = replay(args.repo, ref=args.ref, limit=args.commits, jsonl=out)
-    except UsageError as error:
+    except GitError as error:
         print(f"realworld: error: {error}", file=sys.stderr)
         return 2
     print(report(tally, name=args.repo.resolve().name))

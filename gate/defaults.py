@@ -32,6 +32,8 @@ scope:
   deny:
     - paths: [".github/workflows/**"]
       reason: CI workflows run with the repository's secrets; agents may not edit them.
+    - paths: [".github/actions/**"]
+      reason: the repository's own actions run inside CI workflows, with their secrets.
     - detectors: [secrets]
       reason: a secret in added lines must be revoked, not merged.
 
@@ -56,6 +58,17 @@ tiers:
     description: CI and infrastructure (code-owner approval)
     detectors: [infra]
     require: {approvals: 1, from: code_owners}
+  - name: agent-config
+    description: >-
+      agent instructions, hooks and tool servers (code-owner approval): an agent
+      may not rewrite its own instructions with one casual review
+    paths: ["AGENTS.md", "AGENTS.override.md", "CLAUDE.md", "CLAUDE.local.md", "GEMINI.md",
+            "**/.claude/**", "**/.codex/**", "**/.gemini/**", "**/.cursor/**", ".cursorrules",
+            "**/.windsurf/**", ".windsurfrules", ".clinerules", "**/.clinerules/**",
+            ".github/hooks/**", ".github/copilot-instructions.md", ".github/copilot/**",
+            ".github/instructions/**", ".github/agents/**", ".github/prompts/**",
+            ".mcp.json", "**/.vscode/mcp.json"]
+    require: {approvals: 1, from: code_owners}
   - name: high
     description: auth, billing, payments, security (code-owner approval)
     paths: ["**/auth/**", "**/authn/**", "**/authz/**", "**/oauth/**", "**/login/**",
@@ -67,30 +80,25 @@ tiers:
     require: {approvals: 1, from: code_owners}
   - name: migrations
     description: schema and migrations (code-owner approval + staged rollout)
-    # Files named like migrations; the detector also knows each framework's
-    # directories (Flyway, Liquibase, Ecto, EF Core...) and what their code says.
-    paths: ["**/migrations/**/[0-9]*", "**/migrate/**/[0-9]*", "**/migration/**/[0-9]*",
-            "**/alembic/versions/**", "*.sql", "**/schema.prisma", "db/schema.rb",
-            "db/structure.sql"]
-    # Tests of the migration machinery are tests (their SQL never reaches production).
-    exclude: ["tests/**", "test/**", "**/tests/**", "**/test/**", "spec/**"]
+    # Every file under a migrations directory (Django imports every module there);
+    # the detector adds each framework's own layout (Flyway, Liquibase, Ecto...).
+    paths: ["**/migrations/**", "**/migrate/**", "alembic/**", "**/alembic/versions/**",
+            "*.sql", "**/schema.prisma", "db/schema.rb", "db/structure.sql"]
     detectors: [migrations]
     require: {approvals: 1, from: code_owners, gates: [staged_rollout]}
     rollout: >-
       Apply the migration to a canary or staging database first, keep it
       backward compatible with the running code, then roll out in stages.
   - name: governance
-    description: the merge-gate policy, CODEOWNERS, agent instructions (approval by their owners)
-    paths: [".github/merge-gate.yml", ".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS",
-            # Instructions every later agent run follows.
-            "AGENTS.md", "CLAUDE.md", "GEMINI.md", ".cursorrules", ".cursor/rules/**",
-            ".github/copilot-instructions.md", ".github/instructions/**"]
+    description: the merge-gate policy and CODEOWNERS (approval by their owners)
+    paths: [".github/merge-gate.yml", ".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"]
     require: {approvals: 1, from: code_owners}
 
 default_tier: medium
 # A file whose added content could not be inspected is never in a lower tier.
 unseen_content_tier: medium
-# Owners of gated files that CODEOWNERS leaves unowned, e.g. ["@acme/security"].
+# Owners of gated files that CODEOWNERS leaves unowned, e.g. ["@acme/security"]:
+# set it to the security owners so agent instructions are never left unowned.
 fallback_owners: []
 
 # Tests that declare tests, and prose docs, inside a gated area (payment/tests/,

@@ -215,14 +215,6 @@ def test_a_secret_in_a_gated_test_still_denies() -> None:
     assert decision.outcome is Outcome.DENIED
 
 
-@pytest.mark.parametrize(
-    "path", ["AGENTS.md", "services/api/CLAUDE.md", ".github/copilot-instructions.md"]
-)
-def test_agent_instructions_are_governance(path: str) -> None:
-    decision = decide(default_policy(), pull([changed(path)]), detectors=builtin())
-    assert decision.files[0].tier == "governance"
-
-
 def test_keyring_and_secret_key_code_is_auth() -> None:
     assert findings("crates/uv-keyring/src/secret_service.rs")[0][0] == "path"
     assert findings("netbox/utilities/secret_key.py")[0][0] == "path"

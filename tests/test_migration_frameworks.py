@@ -126,16 +126,24 @@ def test_sql_files_match_any_case() -> None:
     assert found == ["migration", "destructive-migration"]
 
 
-def test_default_policy_tiers_migration_machinery_as_code() -> None:
+def test_default_policy_paths_stay_conservative_and_tests_step_down() -> None:
+    """The detector leaves framework machinery alone, but the default policy's globs
+    gate every file under a migrations directory (Django imports every module there);
+    a test there that declares tests steps down through ``gated_tests``."""
+    test_patch = "@@ -0,0 +1,2 @@\n+def test_add_field():\n+    assert True"
     files = [
         changed("django/db/migrations/operations/fields.py"),
         changed("app/migrations/0002_auto.py"),
+        changed("tests/migrations/test_operations.py", patch=test_patch),
         changed("tests/migrations/test_migrations/0001_initial.py"),
     ]
     decision = decide(default_policy(), pull(files), detectors=builtin())
     tiers = {f.path: f.tier for f in decision.files}
     assert tiers == {
         "app/migrations/0002_auto.py": "migrations",
-        "django/db/migrations/operations/fields.py": "medium",
-        "tests/migrations/test_migrations/0001_initial.py": "low",
+        "django/db/migrations/operations/fields.py": "migrations",
+        "tests/migrations/test_migrations/0001_initial.py": "migrations",
+        "tests/migrations/test_operations.py": "low",
     }
+    machinery = next(f for f in decision.files if f.path.startswith("django/"))
+    assert not [x for x in machinery.findings if x.detector == "migrations"]

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import re2
 
-from gate.detectors.base import Finding, ScanInput
+from gate.detectors.base import Finding, ScanInput, head_text_wanted, inspected_lines
 from gate.filekinds import is_test_or_doc_path
 from gate.model import ChangedFile
 
@@ -150,7 +150,8 @@ class AuthDetector:
     name: str = "auth"
 
     def wanted(self, file: ChangedFile) -> frozenset[tuple[str, str]]:
-        return frozenset()
+        # Without a patch, what the change adds is the whole head text.
+        return head_text_wanted(file)
 
     def scan(self, data: ScanInput) -> Sequence[Finding]:
         file = data.file
@@ -169,7 +170,7 @@ class AuthDetector:
         if posixpath.splitext(file.path)[1].lower() not in _SOURCE_EXTENSIONS:
             return tuple(findings)
         shown = 0
-        for added in data.added:
+        for added in inspected_lines(data) or ():
             match = _ANY_USE.search(added.text)
             if match is None:
                 continue

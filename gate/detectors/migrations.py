@@ -42,7 +42,7 @@ from typing import Any
 
 import re2
 
-from gate.detectors.base import Finding, ScanInput
+from gate.detectors.base import Finding, ScanInput, head_text_wanted, inspected_lines
 from gate.filekinds import is_test_path
 from gate.model import ChangedFile, FileStatus
 
@@ -270,7 +270,7 @@ class MigrationDetector:
     name: str = "migrations"
 
     def wanted(self, file: ChangedFile) -> frozenset[tuple[str, str]]:
-        return frozenset()
+        return head_text_wanted(file)
 
     def scan(self, data: ScanInput) -> Sequence[Finding]:
         file = data.file
@@ -287,7 +287,7 @@ class MigrationDetector:
             return tuple(findings)
         line_findings: list[Finding] = []
         sql_file = by_path is not None
-        for added in data.added:
+        for added in inspected_lines(data) or ():
             finding = self._line(file.path, added.number, added.text, sql_file=sql_file)
             if finding is not None:
                 line_findings.append(finding)
