@@ -99,6 +99,7 @@ def evaluate(
         codeowners=refs["codeowners"],
         draft=pull.draft,
         base_ref=pull.base_ref,
+        advisory=rules.mode == "advisory",
     )
     notes = tuple(
         f"{codeowners.path}:{p.line}:{p.column}: {p.message}" for p in codeowners.problems

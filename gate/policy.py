@@ -154,6 +154,12 @@ class Policy(_Section):
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
     )
+    mode: Literal["enforce", "advisory"] = Field(
+        "enforce",
+        description="'advisory': evaluate, sign, annotate and log everything, but conclude "
+        "the check 'success' titled 'would block' (rolling merge-gate out without "
+        "stopping work).",
+    )
 
     @model_validator(mode="after")
     def _tiers_known(self) -> Policy:

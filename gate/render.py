@@ -37,6 +37,12 @@ def conclusion(decision: Decision) -> str:
 
 
 def title(decision: Decision) -> str:
+    if decision.would_block:
+        return "Would block (advisory mode): " + _title(decision)
+    return _title(decision)
+
+
+def _title(decision: Decision) -> str:
     if decision.children:
         if decision.outcome is Outcome.PASS:
             return f"Passes: all {len(decision.children)} pull requests"
@@ -44,7 +50,7 @@ def title(decision: Decision) -> str:
         worst = next((c for c in decision.children if c.outcome is decision.outcome), None)
         if worst is None:
             return f"{part} blocked: " + decision.summary[:200]
-        return f"{part} blocked by #{worst.number}: {title(worst)}"
+        return f"{part} blocked by #{worst.number}: {_title(worst)}"
     if decision.kind is DecisionKind.MERGE_GROUP:
         return "Merge group blocked: " + _cell(decision.summary)[:200]
     if not decision.governed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import rfc8785
@@ -175,11 +175,20 @@ class Decision:
     base_ref: str = ""
     #: A draft pull request: nobody is asked for review yet.
     draft: bool = False
+    #: The policy's ``mode: advisory``: everything as usual, but the check does not block.
+    advisory: bool = False
     #: The parts of a commit's or a merge group's decision: one per pull request.
     children: tuple[Decision, ...] = ()
 
     @property
+    def would_block(self) -> bool:
+        """Blocked in substance, but published as passing (advisory mode)."""
+        return self.advisory and self.outcome is not Outcome.PASS
+
+    @property
     def vocabulary(self) -> Vocabulary:
+        if self.would_block:
+            return replace(VOCABULARY[self.outcome], check_run="success")
         if self.kind is DecisionKind.MERGE_GROUP and self.outcome is Outcome.NEEDS_APPROVAL:
             # A queued group cannot be approved in place: it fails, and the queue
             # drops it until its pull requests pass on their own.

@@ -58,6 +58,8 @@ def for_commit(*, repo: str, head_sha: str, children: Sequence[Decision]) -> Dec
         codeowners=worst.codeowners,
         kind=DecisionKind.COMMIT,
         children=tuple(parts),
+        # One pull request under an enforcing policy keeps the commit enforced.
+        advisory=all(d.advisory for d in parts),
     )
 
 

@@ -524,3 +524,32 @@ def test_manifest_permissions_are_exactly_those_the_calls_need() -> None:
     manifest = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
     derived = needed_permissions(sorted(OBSERVED), events=manifest["default_events"])
     assert derived == manifest["default_permissions"]
+
+
+def test_advisory_mode_never_blocks_and_counts_what_it_would_have_blocked(world: World) -> None:
+    world.fake.set_file(
+        world.repo,
+        world.base,
+        ".github/merge-gate.yml",
+        "version: 1\nmode: advisory\nfallback_owners: ['@" + world.org + "/security']\n",
+    )
+    before = httpx.get(f"{world.svc.url}/metrics").text
+    world.open(95, [PRFile("app/auth/x.py", patch=patch())], head=sha(9501))
+    run = world.run(sha(9501), "success")
+    assert run.title.startswith("Would block (advisory mode): Needs approval")
+    # Evaluated, signed and annotated as usual; nobody is asked for review.
+    assert any(a["path"] == "app/auth/x.py" for a in run.annotations)
+    assert world.fake.requested_reviewers(world.repo, 95) == ([], [])
+    after = httpx.get(f"{world.svc.url}/metrics").text
+
+    def count(text: str) -> float:
+        line = next(
+            (x for x in text.splitlines() if x.startswith("merge_gate_would_block_total")), ""
+        )
+        return float(line.split()[-1]) if line else 0.0
+
+    assert count(after) == count(before) + 1
+    entries = world.svc.call(lambda s: s.audit.query())
+    mine = [e for e in entries if e.get("repo") == world.repo and e.get("pr") == 95]
+    assert mine[-1]["conclusion"] == "blocked"
+    assert mine[-1]["advisory"] is True

@@ -35,7 +35,10 @@ class Published:
 
 def _to_ask(decision: Decision) -> list[Decision]:
     """The pull requests to request reviewers on: open requirements, not denied, not drafts."""
+    # Advisory mode asks nobody: a rollout must not page reviewers on day one.
     if decision.outcome is Outcome.DENIED or decision.kind is DecisionKind.MERGE_GROUP:
+        return []
+    if decision.advisory:
         return []
     return [
         p
@@ -143,6 +146,8 @@ class Publisher:
         svc.metrics.decisions.labels(
             conclusion=decision.vocabulary.check_run, tier=decision.tier or "none"
         ).inc()
+        if decision.would_block:
+            svc.metrics.would_block.inc()
         entries = audit_entries.decision_entries(
             decision, digest=digest, delivery_id=delivery_id, requested=requested
         )
