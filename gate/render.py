@@ -212,6 +212,22 @@ def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str
             f"- {_cell('@' + i.user)} (review {i.review_id}): {_cell(i.why)}"
             for i in decision.ignored_reviews
         ]
+    if decision.simulation:
+        changed = [r for r in decision.simulation if r.changed]
+        head += [
+            "",
+            f"#### The new policy on the last {len(decision.simulation)} merged pull requests",
+            f"{len(changed)} would be judged differently.",
+            "",
+            "| PR | title | now | with this change |",
+            "|---|---|---|---|",
+            *(
+                f"| #{r.number} | {_cell(r.title[:80])} | {_cell(f'{r.current_tier}: {r.current}')}"
+                f" | {'**' if r.changed else ''}{_cell(f'{r.new_tier}: {r.new}')}"
+                f"{'**' if r.changed else ''} |"
+                for r in decision.simulation
+            ),
+        ]
     tail: list[str] = []
     if decision.notes:
         tail += ["", "#### Notes", *(f"- {_cell(n)}" for n in decision.notes)]
@@ -291,7 +307,7 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
             for a in annotate(part, raw_details=raw_details):
                 seen.setdefault((a.path, a.start_line, a.title), a)
         return list(seen.values())
-    if not decision.governed:
+    if not decision.governed and not decision.files:
         return []
     open_paths = {p for r in decision.outstanding for p in r.paths}
     gated = {p for r in decision.requirements for p in r.paths}
@@ -304,21 +320,23 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
         elif file.path in gated:
             level = "notice"
         else:
-            continue
+            level = ""
         start, end = file.lines
         why = "; ".join(r.detail for r in file.reasons)
         verb = "denied" if file.denied else f"tier {file.tier}"
-        out.append(
-            Annotation(
-                path=file.path,
-                start_line=start,
-                end_line=end,
-                level=level,
-                title=f"merge-gate: {verb}",
-                message=why,
-                raw_details=raw_details,
+        if level:
+            out.append(
+                Annotation(
+                    path=file.path,
+                    start_line=start,
+                    end_line=end,
+                    level=level,
+                    title=f"merge-gate: {verb}",
+                    message=why,
+                    raw_details=raw_details,
+                )
             )
-        )
+        # A finding on an exact line is shown there, whatever the file's tier.
         for finding in file.findings:
             if finding.line is None:
                 continue

@@ -553,3 +553,65 @@ def test_advisory_mode_never_blocks_and_counts_what_it_would_have_blocked(world:
     mine = [e for e in entries if e.get("repo") == world.repo and e.get("pr") == 95]
     assert mine[-1]["conclusion"] == "blocked"
     assert mine[-1]["advisory"] is True
+
+
+BAD_POLICY = (
+    "version: 1\n"
+    "bogus: true\n"
+    "tiers:\n"
+    "  - name: low\n"
+    '    require: {approvals: "two"}\n'
+    "unseen_content_tier: low\n"
+    "default_tier: low\n"
+    "scope: {deny: [{paths: ['x/**']}]}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("author", "author_type"), [("devin-ai-integration[bot]", "Bot"), ("alice", "User")]
+)
+def test_a_new_policy_with_mistakes_is_annotated_on_each_line_and_cannot_pass(
+    world: World, author: str, author_type: str
+) -> None:
+    number = 96 if author_type == "Bot" else 97
+    head = sha(9600 + number)
+    world.fake.set_file(world.repo, head, ".github/merge-gate.yml", BAD_POLICY)
+    world.open(
+        number,
+        [PRFile(".github/merge-gate.yml", patch=patch())],
+        head=head,
+        author=author,
+        author_type=author_type,
+    )
+    run = world.run(head, "failure")
+    lines = sorted(
+        a["start_line"]
+        for a in run.annotations
+        if a["path"] == ".github/merge-gate.yml" and a["annotation_level"] == "failure"
+    )
+    assert lines == [2, 5, 8]
+    assert "is invalid (3 error(s)" in run.summary
+
+
+def test_a_policy_change_shows_what_it_would_decide_on_the_last_merged_prs(world: World) -> None:
+    for number, path in ((98_001, "app/auth/login.py"), (98_002, "docs/a.md")):
+        pull = world.fake.add_pull(
+            world.repo, number, head_sha=sha(number), files=[PRFile(path, patch=patch())]
+        )
+        pull.state, pull.merged = "closed", True
+    # The new policy makes docs gated too.
+    loosened = (
+        "version: 1\n"
+        "tiers:\n"
+        "  - {name: low, paths: ['nothing/**'], require: {approvals: 0}}\n"
+        "  - {name: medium, require: {approvals: 1}}\n"
+        "default_tier: medium\nunseen_content_tier: medium\n"
+    )
+    head = sha(9901)
+    world.fake.set_file(world.repo, head, ".github/merge-gate.yml", loosened)
+    world.open(99, [PRFile(".github/merge-gate.yml", patch=patch())], head=head)
+    run = world.run(head, "action_required")
+    assert "The new policy on the last 2 merged pull requests" in run.summary
+    row = next(line for line in run.summary.splitlines() if line.startswith("| #98002"))
+    assert "low: CI only" in row
+    assert "**medium: gated**" in row
