@@ -120,7 +120,8 @@ async def add_note(
     gh: GitHubApp, *, installation_id: int, repo: str, run_id: int, body: dict[str, Any], note: str
 ) -> None:
     """Append ``note`` to the check run's summary."""
-    summary = (body["output"]["summary"] + f"\n\n> {note}")[: render.MAX_TEXT]
+    # GitHub's error text is not ours to trust either: escaped like everything else.
+    summary = (body["output"]["summary"] + f"\n\n> {render.escape(note)}")[: render.MAX_TEXT]
     await gh.call(
         "PATCH",
         f"/repos/{repo}/check-runs/{run_id}",
