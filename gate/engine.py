@@ -33,6 +33,8 @@ class Needs:
     teams: frozenset[str]
     #: Approvers of the head whose write permission must be read (lower case).
     writers: frozenset[str] = frozenset()
+    #: Whether the repository's admins must be read (unowned gated files).
+    admins: bool = False
 
 
 def needs(
@@ -66,7 +68,20 @@ def needs(
         if any_writer
         else set()
     )
-    return Needs(contents=frozenset(wanted), teams=frozenset(teams), writers=frozenset(writers))
+    # A gated file CODEOWNERS leaves unowned falls to the repository's admins when the
+    # policy names no fallback owners: read them only when some path has no owner.
+    owned_by_codeowners = any(t.require.from_ == "code_owners" for t in policy.policy.tiers)
+    admins = (
+        owned_by_codeowners
+        and not policy.policy.fallback_owners
+        and any(not codeowners.owners_of(p) for f in pull.files for p in f.paths)
+    )
+    return Needs(
+        contents=frozenset(wanted),
+        teams=frozenset(teams),
+        writers=frozenset(writers),
+        admins=admins,
+    )
 
 
 def evaluate(

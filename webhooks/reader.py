@@ -432,6 +432,7 @@ class PermissionReader:
         self._ttl = ttl
         self._size = size
         self._cache: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
+        self._admins: dict[str, tuple[float, frozenset[str]]] = {}
 
     async def writers(
         self, *, installation_id: int, repo: str, logins: Iterable[str]
@@ -460,8 +461,32 @@ class PermissionReader:
             self._cache.popitem(last=False)
         return ok
 
+    async def admins(self, *, installation_id: int, repo: str) -> frozenset[str]:
+        """The repository's admins (users, not Apps), cached for ``ttl`` seconds.
+
+        https://docs.github.com/rest/collaborators/collaborators#list-repository-collaborators
+        """
+        now = time.monotonic()
+        known = self._admins.get(repo)
+        if known is not None and now - known[0] <= self._ttl:
+            return known[1]
+        people = await self._gh.paginate(
+            f"/repos/{repo}/collaborators",
+            installation_id=installation_id,
+            params={"permission": "admin"},
+            route="/collaborators",
+        )
+        found = frozenset(
+            str(p["login"]).lower()
+            for p in people
+            if p.get("type", "User") == "User" and (p.get("permissions") or {}).get("admin")
+        )
+        self._admins[repo] = (now, found)
+        return found
+
     def forget(self) -> None:
         self._cache.clear()
+        self._admins.clear()
 
 
 async def read_contents(
