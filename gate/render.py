@@ -8,6 +8,7 @@ text at most 65535 characters; 50 annotations per request.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,14 +160,24 @@ def _file_row(file: FileResult) -> str:
     return f"| {name} | {_cell(tier)} | {_cell(why)} |"
 
 
-def markdown(decision: Decision, *, details_url: str | None = None, limit: int = MAX_TEXT) -> str:
+#: Pull request number -> (users, teams) whose review request GitHub accepted.
+Requested = Mapping[int, tuple[Sequence[str], Sequence[str]]]
+
+
+def markdown(
+    decision: Decision,
+    *,
+    details_url: str | None = None,
+    limit: int = MAX_TEXT,
+    requested: Requested | None = None,
+) -> str:
     """The check-run summary; cut at ``limit`` with a pointer to the details page.
 
     A commit's or a merge group's decision says which pull request each part
     came from: one section per pull request, the most restrictive first.
     """
     if not decision.children:
-        return _markdown(decision, details_url=details_url, limit=limit)
+        return _markdown(decision, details_url=details_url, limit=limit, requested=requested)
     parts = sorted(decision.children, key=lambda d: (-d.outcome.severity, d.number))
     intro = [f"### {_ICON[decision.outcome]} {_cell(decision.summary)}", ""]
     intro += [
@@ -177,18 +188,30 @@ def markdown(decision: Decision, *, details_url: str | None = None, limit: int =
     budget = max(2000, (limit - len("\n".join(intro)) - 200) // len(parts))
     sections = [
         f"\n---\n## Pull request #{p.number}\n\n"
-        + _markdown(p, details_url=details_url, limit=budget)
+        + _markdown(p, details_url=details_url, limit=budget, requested=requested)
         for p in parts
     ]
     return ("\n".join(intro) + "".join(sections))[:limit]
 
 
-def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str:
+def _markdown(
+    decision: Decision, *, details_url: str | None, limit: int, requested: Requested | None
+) -> str:
     head = [
         f"### {_ICON[decision.outcome]} {_cell(decision.summary)}",
         "",
         f"**Governance:** {_cell(decision.governance)}.",
     ]
+    if decision.outcome is Outcome.DENIED:
+        # Only a change to the pull request can unblock it: no approvals, no requests.
+        head += [
+            "",
+            "**To unblock:** change the pull request so it no longer touches the denied "
+            "files below (or removes what was found in them). No approval can pass it.",
+        ]
+        return _fit(
+            head, *_file_table(decision), _tail(decision), details_url=details_url, limit=limit
+        )
     if decision.tier:
         head.append(
             f"**Tier:** {escape(decision.tier)} · **Head:** {_code(decision.head_sha[:12])}"
@@ -201,11 +224,13 @@ def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str
             "|---|---|---|---|---|---|",
             *(_requirement_row(r) for r in decision.requirements),
         ]
-    if decision.request_users or decision.request_teams:
-        asked = [f"@{u}" for u in decision.request_users] + [
-            f"team {t}" for t in decision.request_teams
-        ]
-        head += ["", f"**Review requested from:** {_cell(', '.join(asked))}"]
+    if requested is None and (decision.request_users or decision.request_teams):
+        # Offline (gate check): nothing was asked, only what would be.
+        would = _who(decision.request_users, decision.request_teams)
+        head += ["", f"**Would request review from:** {_cell(would)}"]
+    elif requested and requested.get(decision.number):
+        asked = _who(*requested[decision.number])
+        head += ["", f"**Review requested from:** {_cell(asked)}"]
     if decision.ignored_reviews:
         head += ["", "#### Approvals that do not count"]
         head += [
@@ -228,6 +253,14 @@ def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str
                 for r in decision.simulation
             ),
         ]
+    return _fit(head, *_file_table(decision), _tail(decision), details_url=details_url, limit=limit)
+
+
+def _who(users: Sequence[str], teams: Sequence[str]) -> str:
+    return ", ".join([f"@{u}" for u in users] + [f"team {t}" for t in teams])
+
+
+def _tail(decision: Decision) -> list[str]:
     tail: list[str] = []
     if decision.notes:
         tail += ["", "#### Notes", *(f"- {_cell(n)}" for n in decision.notes)]
@@ -237,9 +270,38 @@ def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str
             f"<sub>Policy {_code(decision.policy.path)} {escape(decision.policy.digest)} "
             f"at base {_code(decision.base_sha[:12])}.</sub>",
         ]
-    rows = [_file_row(f) for f in decision.files]
+    return tail
+
+
+#: Files listed by name in one collapsed tier group, at most.
+_COLLAPSED_NAMES = 200
+
+
+def _file_table(decision: Decision) -> tuple[list[str], list[str]]:
+    """(table head, rows): gated and denied files first, one row each; the files that
+    need nothing but CI collapsed per tier, with their count, so a 3000-file pull
+    request stays readable."""
+    gated_paths = {p for r in decision.requirements for p in r.paths}
+    gated = [f for f in decision.files if f.denied or f.path in gated_paths or f.findings]
+    rest: dict[str, list[FileResult]] = {}
+    for file in decision.files:
+        if file not in gated:
+            rest.setdefault(file.tier, []).append(file)
+    if not decision.files:
+        return [], []
+    rows = [_file_row(f) for f in gated]
     table = ["", "#### Files", "| file | tier | why |", "|---|---|---|"] if rows else []
-    return _fit(head, table, rows, tail, details_url=details_url, limit=limit)
+    blocks = []
+    for tier, files in rest.items():
+        names = ", ".join(_code(f.path) for f in files[:_COLLAPSED_NAMES])
+        more = len(files) - _COLLAPSED_NAMES
+        if more > 0:
+            names += f" and {more} more"
+        blocks.append(
+            f"\n<details><summary>{len(files)} file(s) in tier {escape(tier)} "
+            f"(CI only)</summary>\n\n{names}\n\n</details>"
+        )
+    return table, rows + blocks
 
 
 def _fit(

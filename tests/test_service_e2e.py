@@ -252,7 +252,10 @@ def test_team_without_access_is_noted_not_fatal(world: World) -> None:
     world.open(15, [PRFile("app/auth/x.py", patch=patch())], head=sha(1501))
     world.run(sha(1501), "action_required")
     world.settle()
-    assert "refused the review request" in world.run(sha(1501)).summary
+    summary = world.run(sha(1501)).summary
+    assert "refused the review request" in summary
+    # Only requests GitHub accepted are named as made.
+    assert "Review requested from" not in summary
 
 
 def test_more_than_50_annotations_go_in_follow_up_patches(world: World) -> None:
@@ -615,3 +618,29 @@ def test_a_policy_change_shows_what_it_would_decide_on_the_last_merged_prs(world
     row = next(line for line in run.summary.splitlines() if line.startswith("| #98002"))
     assert "low: CI only" in row
     assert "**medium: gated**" in row
+
+
+def test_a_denied_pr_requests_nobody_and_says_only_how_to_unblock(world: World) -> None:
+    files = [
+        PRFile(".github/workflows/ci.yml", patch=patch()),
+        PRFile("app/auth/x.py", patch=patch()),
+    ]
+    world.open(93, files, head=sha(9301))
+    run = world.run(sha(9301), "failure")
+    assert world.fake.requested_reviewers(world.repo, 93) == ([], [])
+    assert "To unblock" in run.summary
+    assert "#### Requirements" not in run.summary
+    assert "Review requested" not in run.summary
+    assert run.actions == []
+
+
+def test_a_3000_file_summary_lists_gated_files_and_collapses_the_rest(world: World) -> None:
+    files = [PRFile(f"docs/{i}.md", patch=patch()) for i in range(2989)]
+    files += [PRFile(f"app/auth/{i}.py", patch=patch()) for i in range(10)]
+    world.open(94, files, head=sha(9401))
+    run = world.run(sha(9401), "action_required")
+    assert len(run.summary) <= 65535
+    table = run.summary.index("#### Files")
+    assert run.summary.index("app/auth/0.py", table) < run.summary.index("<details>", table)
+    assert "2989 file(s) in tier low (CI only)" in run.summary
+    assert "and 2789 more" in run.summary
