@@ -386,6 +386,18 @@ def test_details_page_escapes_content_verifies_and_writes_nothing(world: World) 
             400,
         ),
         ({"X-GitHub-Event": "star", "X-GitHub-Delivery": "d3"}, b'{"action": "created"}', 202),
+        ({"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d4"}, b"[1, 2]", 400),
+        (
+            {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d5"},
+            b'{"action": "opened", "repository": 7, "pull_request": {"number": 1}}',
+            400,
+        ),
+        (
+            {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d6"},
+            b'{"action": "opened", "repository": {"full_name": "o/r"},'
+            b' "pull_request": {"number": "1", "head": {"sha": "a"}}}',
+            400,
+        ),
     ],
 )
 def test_malformed_deliveries_get_clear_errors(
