@@ -44,6 +44,8 @@ SERVICE_COMMANDS = {
     "setup": ("webhooks.commands.setup", "register the GitHub App from its manifest"),
     "doctor": ("webhooks.commands.doctor", "check an installation and branch protection"),
     "bench": ("benchmarks.__main__", "run every benchmark and print ratios"),
+    "hook": ("webhooks.commands.hook", "judge an agent's tool call before it runs"),
+    "agent-token": ("webhooks.commands.hook", "issue or revoke agents' audit tokens"),
 }
 
 EXIT_PASS, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
