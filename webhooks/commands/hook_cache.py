@@ -64,8 +64,11 @@ def cached_policy(*, text: str | None, blob: str, ref: str, cache_dir: Path | No
     except (OSError, ValueError):
         pass
     view = parse_view(text=text, blob=blob, ref=ref)
-    cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(to_json(view)), encoding="utf-8")
-    os.replace(partial, path)  # atomic: a concurrent reader sees all or nothing
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(to_json(view)), encoding="utf-8")
+        os.replace(partial, path)  # atomic: a concurrent reader sees all or nothing
+    except OSError:
+        pass  # a cache that cannot be written only costs time
     return view
