@@ -108,8 +108,12 @@ def _unknown_tool(agent: str, root: Path) -> dict[str, object]:
     elif agent == "copilot":
         event["tool_name"] = "web_fetch"
     elif agent == "cursor":
-        event = {"hook_event_name": "preToolUse", "workspace_roots": [str(root)],
-                 "tool_name": "Delete", "tool_input": {"path": "x"}}  # fmt: skip
+        event = {
+            "hook_event_name": "preToolUse",
+            "workspace_roots": [str(root)],
+            "tool_name": "Delete",
+            "tool_input": {"path": "x"},
+        }
     else:
         event["tool_name"] = "WebFetch"
     return event
@@ -200,8 +204,12 @@ def test_the_policy_comes_from_the_base_ref_not_the_working_tree(
     # The agent loosens the policy in its branch, committed and in the working tree.
     (clone / ".github/merge-gate.yml").write_text(POLICY.replace("agent_edit: deny", ""))
     git(clone, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qam", "loosen")
-    answer = run_hook("claude-code", _write("claude-code", clone, "vendor/lib.py"),
-                      state=tmp_path / "s", cwd=clone)  # fmt: skip
+    answer = run_hook(
+        "claude-code",
+        _write("claude-code", clone, "vendor/lib.py"),
+        state=tmp_path / "s",
+        cwd=clone,
+    )
     assert native("claude-code", answer) == "deny"
     text = reason("claude-code", answer)
     assert "tiers.frozen.agent_edit" in text
@@ -210,9 +218,11 @@ def test_the_policy_comes_from_the_base_ref_not_the_working_tree(
     fields = json.loads(
         subprocess.run(
             [str(BIN / "gate"), "audit", "--format", "jsonl", "--data-dir", str(tmp_path / "s")],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.splitlines()[-1]
-    )  # fmt: skip
+    )
     assert fields["base_ref"] == "origin/HEAD"
     assert fields["base_sha"] == git(repo, "rev-parse", "main").strip()
 
@@ -248,8 +258,11 @@ def test_local_log_verifies_and_shows_beside_pr_decisions(repo: Path, tmp_path: 
     assert verify.stdout.startswith("ok: 2 entries")
     table = subprocess.run(
         [str(BIN / "gate"), "audit", "--agent", "cursor"],
-        capture_output=True, text=True, env=env, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     assert "agent_action" in table
     assert "vendor/z.py" in table
     assert "claude-code" not in table

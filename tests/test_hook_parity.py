@@ -61,8 +61,21 @@ def merge_gate(repo: Path, path: str, content: str, capsys: pytest.CaptureFixtur
     git(repo, "commit", "-qm", "change")
     git(repo, "checkout", "-q", "main")
     capsys.readouterr()
-    gate_main(["check", "--repo", str(repo), "--base", "main", "--head", branch,
-               "--author", "coder[bot]", "--format", "json"])  # fmt: skip
+    gate_main(
+        [
+            "check",
+            "--repo",
+            str(repo),
+            "--base",
+            "main",
+            "--head",
+            branch,
+            "--author",
+            "coder[bot]",
+            "--format",
+            "json",
+        ]
+    )
     decision = json.loads(capsys.readouterr().out)
     (found,) = [f for f in decision["files"] if f["path"] == path]
     return dict(found)
