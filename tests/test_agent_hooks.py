@@ -186,3 +186,44 @@ def test_a_secret_in_a_command_is_withheld_from_the_log(repo: Path, state: Path)
     (entry,) = [json.loads(e) for e in read_sqlite_entries(state / "audit.sqlite3")]
     assert AWS_KEY not in json.dumps(entry)
     assert entry["command"].startswith("(withheld: ")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".claude/settings.json",
+        ".cursor/hooks.json",
+        ".github/hooks/merge-gate.json",
+        ".clinerules/hooks/PreToolUse",
+        ".windsurf/hooks.json",
+        "AGENTS.md",
+        ".mcp.json",
+        ".git/hooks/pre-commit",
+    ],
+)
+def test_agents_cannot_disarm_their_own_hooks(path: str, repo: Path, state: Path) -> None:
+    write = builders("claude-code", str(repo))["write"]
+    answer = hook("claude-code", write(path, "{}"), state)
+    assert native("claude-code", answer) == "deny"
+    shell = builders("gemini-cli", str(repo))["shell"]
+    answer = hook("gemini-cli", shell(f"echo '{{}}' > {path}"), state)
+    assert native("gemini-cli", answer) == "deny"
+    assert "hook.control_surfaces" in reason("gemini-cli", answer)
+
+
+def test_user_level_agent_settings_outside_the_repository_are_denied(
+    repo: Path, state: Path, tmp_path: Path
+) -> None:
+    event = builders("claude-code", str(repo))["write"]("x", "{}")
+    event["tool_input"]["file_path"] = str(tmp_path / "home/.claude/settings.json")
+    assert native("claude-code", hook("claude-code", event, state)) == "deny"
+
+
+def test_a_symlink_to_a_secret_is_read_as_the_secret(repo: Path, state: Path) -> None:
+    link = repo / "notes.txt"
+    link.symlink_to(repo / ".env")
+    try:
+        answer = hook("cursor", builders("cursor", str(repo))["read"]("notes.txt"), state)
+    finally:
+        link.unlink()
+    assert native("cursor", answer) == "deny"

@@ -56,6 +56,8 @@ CONTROL_SURFACES = (
     ".mcp.json",
     ".cursor/mcp.json",
     ".codeium/**",
+    # Git's own hooks and configuration: writing them disarms every repository safeguard.
+    ".git/**",
 )
 BUILTIN_SOURCE = "gate hook built-in rules"
 _SURFACES = GlobSet.compile(CONTROL_SURFACES)
