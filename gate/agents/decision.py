@@ -19,18 +19,20 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
-from gate import classify
 from gate.agents.action import Decision, Verdict, strictest
 from gate.agents.shell import ShellFacts, analyse
 from gate.agents.view import LoadedView
-from gate.codeowners import CodeOwners
-from gate.detectors.base import Detector
 from gate.globs import GlobSet
-from gate.model import ChangedFile, Contents, FileStatus
 
-if TYPE_CHECKING:  # a type only: the hook decides on a cached view, without pydantic
+if TYPE_CHECKING:
+    # Types only. Reads and most commands need no classifier, and the hook decides on a
+    # cached view of the policy without pydantic: each is imported where it is used.
+    from gate.codeowners import CodeOwners
+    from gate.detectors.base import Detector
+    from gate.model import ChangedFile, Contents
     from gate.policy import LoadedPolicy
 
 #: Agent settings, hooks and instruction files: writes here are always denied.
@@ -89,7 +91,8 @@ class Rules:
     """
 
     policy: LoadedPolicy | LoadedView
-    codeowners: CodeOwners
+    #: None when the action writes nothing (CODEOWNERS is then not parsed).
+    codeowners: CodeOwners | None
     detectors: Mapping[str, Detector]
     #: Branches that force-pushes and deletions may not touch (the base branch first).
     base_branches: frozenset[str]
@@ -123,6 +126,8 @@ def _patch(before: str, after: str) -> str:
 
 def changed_file(change: Change) -> tuple[ChangedFile, Contents]:
     """The change as the merge gate sees a pull-request file, with its texts."""
+    from gate.model import ChangedFile, Contents, FileStatus
+
     if change.after is None and change.before is not None and not change.added:
         status = FileStatus.REMOVED
         patch: str | None = _patch(change.before, "")
@@ -160,11 +165,14 @@ def decide_write(rules: Rules, change: Change) -> Verdict:
                 rule="hook.control_surfaces",
                 source=BUILTIN_SOURCE,
             )
+    from gate import classify
+    from gate.codeowners import CodeOwners
+
     file, contents = changed_file(change)
     (result,) = classify.classify_files(
         # The view has every attribute the classifier reads (tested for equal results).
         policy=cast("LoadedPolicy", rules.policy),
-        codeowners=rules.codeowners,
+        codeowners=rules.codeowners or CodeOwners.empty(),
         files=[file],
         contents=contents,
         detectors=rules.detectors,
@@ -215,7 +223,12 @@ def decide_read(rules: Rules, path: str, *, inside: bool = True) -> Verdict:
 
 
 def _deny_read(patterns: Sequence[str]) -> GlobSet:
-    return classify._globs(tuple(patterns))
+    return _compiled(tuple(patterns))
+
+
+@lru_cache(maxsize=64)
+def _compiled(patterns: tuple[str, ...]) -> GlobSet:
+    return GlobSet.compile(patterns)
 
 
 def _allowed(rules: Rules, what: str) -> Verdict:

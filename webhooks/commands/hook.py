@@ -28,20 +28,23 @@ blob sha (:mod:`webhooks.commands.hook_cache`), so a warm call never imports pyd
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 from gate.agents.action import Action, BadEvent, Decision, FileWrite, Verdict, strictest
 from gate.agents.protocols import AGENTS, Answer
 
 if TYPE_CHECKING:
+    import argparse
+
     from gate.agents.decision import Change, Rules
+    from gate.agents.shell import ShellFacts
 
 STATE_ENV = "GATE_DATA_DIR"
 AUDIT_URL_ENV = "GATE_AUDIT_URL"
@@ -287,10 +290,10 @@ def changes(write: FileWrite, *, cwd: Path, root: Path) -> list[Change]:
 # --- deciding -------------------------------------------------------------------------------
 
 
-def load_rules(base: Base, *, cache_dir: Path | None) -> Rules:
-    """The decision's inputs: the base policy (cached by blob sha), CODEOWNERS, detectors."""
+def load_rules(base: Base, *, cache_dir: Path | None, writes: bool) -> Rules:
+    """The decision's inputs: the base policy (cached by blob sha) and, when the action
+    writes, CODEOWNERS and the detectors (reads and plain commands need neither)."""
     from gate.agents.decision import Rules
-    from gate.codeowners import CodeOwners
     from webhooks.commands.hook_cache import cached_policy
 
     policy = cached_policy(
@@ -299,27 +302,25 @@ def load_rules(base: Base, *, cache_dir: Path | None) -> Rules:
         ref=base.ref,
         cache_dir=cache_dir,
     )
+    if not writes:
+        return Rules(policy=policy, codeowners=None, detectors={}, base_branches=base.branches)
+    from gate.codeowners import CodeOwners
+    from gate.detectors import builtin
+
     owners = (
         CodeOwners.parse(base.codeowners.text, path=base.codeowners_path)
         if base.codeowners
         else CodeOwners.empty()
     )
-    return Rules(policy=policy, codeowners=owners, detectors={}, base_branches=base.branches)
+    return Rules(policy=policy, codeowners=owners, detectors=builtin(), base_branches=base.branches)
 
 
-def decide(action: Action, rules: Rules, *, cwd: Path, root: Path) -> Verdict:
+def decide(
+    action: Action, rules: Rules, *, facts: ShellFacts | None, cwd: Path, root: Path
+) -> Verdict:
     """The verdict on ``action``: the strictest over every file and command it touches."""
-    from dataclasses import replace
-
     from gate.agents import decision
-    from gate.agents.shell import analyse
 
-    command = action.command
-    facts = analyse(command, base_branches=rules.base_branches) if command is not None else None
-    if action.writes or (facts is not None and facts.writes):
-        from gate.detectors import builtin  # only writes run detectors
-
-        rules = replace(rules, detectors=builtin())
     verdicts: list[Verdict] = []
     for write in action.writes:
         for change in changes(write, cwd=cwd, root=root):
@@ -451,6 +452,7 @@ def evaluate(
 ) -> tuple[Verdict, dict[str, object]]:
     """Decide on one event and log it; never raises (every failure is a deny)."""
     from gate.agents.protocols import parse_event
+    from gate.agents.shell import analyse
     from webhooks.commands.hook_cache import PolicyUnreadable
 
     action: Action | None = None
@@ -461,9 +463,11 @@ def evaluate(
         cwd = Path(action.cwd) if action.cwd else cwd
         root = find_root(cwd.resolve())
         base = read_base(root, base_ref)
-        directory = state_dir(env)
-        rules = load_rules(base, cache_dir=directory / "policy-cache")
-        verdict = decide(action, rules, cwd=cwd, root=root.resolve())
+        command = action.command
+        facts = analyse(command, base_branches=base.branches) if command is not None else None
+        writes = bool(action.writes or (facts is not None and facts.writes))
+        rules = load_rules(base, cache_dir=state_dir(env) / "policy-cache", writes=writes)
+        verdict = decide(action, rules, facts=facts, cwd=cwd, root=root.resolve())
     except BadEvent as error:
         verdict = deny(str(error), rule="hook.event")
     except (HookError, PolicyUnreadable) as error:
@@ -562,10 +566,17 @@ def _run_or_usage(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``gate-hook --agent NAME``: the same command without the rest of the CLI (faster)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) == 2 and argv[0] == "--agent" and argv[1] in AGENTS:
+        # The common case, without building a parser (argparse costs a few ms per call).
+        return run(
+            cast("argparse.Namespace", SimpleNamespace(agent=argv[1], base=None, no_ask=False))
+        )
+    import argparse
+
     parser = argparse.ArgumentParser(prog="gate-hook", description=__doc__.split("\n", 1)[0])
     add_run_arguments(parser)
-    args = parser.parse_args(argv)
-    return run(args)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
