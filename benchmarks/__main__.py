@@ -313,8 +313,8 @@ def _hook(r: dict[str, Any]) -> list[Row]:
                 round(ours["p50_ms"] / r["goal_p50_ms"], 2),
                 "≤ 1.0",
                 ours["p50_ms"] <= r["goal_p50_ms"],
-                f"p50/p90 {ours['p50_ms']}/{ours['p90_ms']} ms (CPU {cpu['p50_ms']} ms) vs bash "
-                f"grep hook {bash['p50_ms']}/{bash['p90_ms']} ms; python -c pass "
+                f"p50/p95 {ours['p50_ms']}/{ours['p95_ms']} ms (CPU {cpu['p50_ms']} ms) vs bash "
+                f"grep hook {bash['p50_ms']}/{bash['p95_ms']} ms; python -c pass "
                 f"{r['python_floor']['p50_ms']} ms",
             )
         )

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import loadavg, ms_summary
+from benchmarks.common import loadavg, ms_summary, percentile
 
 GOAL_P50_MS = 80.0
 BIN = Path(sys.executable).parent
@@ -89,6 +89,11 @@ def _events(root: Path) -> dict[str, bytes]:
         "read": claude("Read", file_path=f"{root}/app/service.py"),
         "shell": claude("Bash", command="npm test -- --watch=false && git status"),
     }
+
+
+def _summary(seconds: list[float]) -> dict[str, float]:
+    """``ms_summary`` with the p95 the hook's latency goal is stated in."""
+    return {**ms_summary(seconds), "p95_ms": round(percentile(seconds, 0.95) * 1e3, 2)}
 
 
 def _cpu() -> float:
@@ -155,12 +160,12 @@ def run(*, calls: int = 60, quick: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {
         "calls": calls,
         "goal_p50_ms": GOAL_P50_MS,
-        "ours": {kind: ms_summary(v) for kind, v in samples["ours"].items()},
-        "bash": {kind: ms_summary(v) for kind, v in samples["bash"].items()},
-        "ours_cpu": {kind: ms_summary(v) for kind, v in cpu["ours"].items()},
-        "bash_cpu": {kind: ms_summary(v) for kind, v in cpu["bash"].items()},
-        "python_floor": ms_summary(floor),
-        "full_cli_write": ms_summary(full_cli),
+        "ours": {kind: _summary(v) for kind, v in samples["ours"].items()},
+        "bash": {kind: _summary(v) for kind, v in samples["bash"].items()},
+        "ours_cpu": {kind: _summary(v) for kind, v in cpu["ours"].items()},
+        "bash_cpu": {kind: _summary(v) for kind, v in cpu["bash"].items()},
+        "python_floor": _summary(floor),
+        "full_cli_write": _summary(full_cli),
         "audit_entries_written": entries,
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
