@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import main as gate_main
 from webhooks.commands.hook_install import TARGETS
+from webhooks.main import main as gate_main
 
 BIN = Path(sys.executable).parent
 
