@@ -96,8 +96,28 @@ class DenyRule(_Section):
         return self
 
 
+#: Secret material an agent may not read (``gate hook``): read tools and plain shell reads.
+DEFAULT_DENY_READ = (
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "id_rsa*",
+    "id_ed25519*",
+    "secrets/**",
+    ".aws/credentials",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+)
+
+
 class Scope(_Section):
     deny: tuple[DenyRule, ...] = ()
+    deny_read: tuple[Glob, ...] = Field(
+        DEFAULT_DENY_READ,
+        description="Paths an agent may not read (gate hook): secret material such as .env.",
+    )
 
 
 class Requirement(_Section):
@@ -128,6 +148,11 @@ class Tier(_Section):
     require: Requirement
     rollout: StrictStr = Field(
         "", description="What a staged rollout means for changes in this tier."
+    )
+    agent_edit: Literal["allow", "ask", "deny"] = Field(
+        "allow",
+        description="What gate hook answers when an agent writes a file of this tier: "
+        "allow, ask a human first, or deny.",
     )
 
     @field_validator("detectors")

@@ -171,4 +171,5 @@ def create_app(service: Service) -> Starlette:
         Route("/decisions/{decision_id}", decision_page, methods=["GET"]),
     ]
     routes += audit_http.routes(service)
+    routes += __import__("webhooks.agent_events", fromlist=["routes"]).routes(service)
     return Starlette(routes=routes)
