@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from webhooks import audit_http, events, pages, signature
+from webhooks import agent_events, audit_http, events, pages, signature
 from webhooks.metrics import CONTENT_TYPE
 from webhooks.routed import NotJson, NotRoutable, routed_fields
 from webhooks.service import Service
@@ -171,5 +171,5 @@ def create_app(service: Service) -> Starlette:
         Route("/decisions/{decision_id}", decision_page, methods=["GET"]),
     ]
     routes += audit_http.routes(service)
-    routes += __import__("webhooks.agent_events", fromlist=["routes"]).routes(service)
+    routes += agent_events.routes(service)
     return Starlette(routes=routes)
