@@ -216,14 +216,14 @@ class GitHubApp:
                 )
             except RateLimitExceeded as error:
                 self._count(
-                    method, route or url, error.response.status_code, error.response.headers
+                    method, route, error.response.status_code, error.response.headers
                 )
                 raise Backoff(
                     error.retry_after.total_seconds() or 60.0, "GitHub rate limit"
                 ) from None
             except RequestFailed as error:
                 status = error.response.status_code
-                self._count(method, route or url, status, error.response.headers)
+                self._count(method, route, status, error.response.headers)
                 if status == 401 and attempt == 1:
                     self.forget(installation_id)
                     continue
@@ -235,15 +235,17 @@ class GitHubApp:
                 raise GitHubError(status, message) from None
             except RequestError as error:
                 raise Backoff(10.0, f"cannot reach GitHub: {error}") from None
-            self._count(method, route or url, response.status_code, response.headers)
+            self._count(method, route, response.status_code, response.headers)
             status = response.status_code
             data = response.raw_response.json() if response.content and status != 304 else None
             return Answer(status=response.status_code, headers=response.headers, data=data)
         raise GitHubError(401, "unauthorized after refreshing the installation token")
 
     def _count(self, method: str, route: str, status: int, headers: httpx.Headers) -> None:
+        # Only the caller's fixed route template, never the URL: the URL carries
+        # repository names and shas, and these counters must stay bounded.
         self.stats.calls += 1
-        key = f"{method} {route}"
+        key = f"{method} {route or 'unnamed'}"
         self.stats.by_route[key] = self.stats.by_route.get(key, 0) + 1
         remaining = headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.isdigit():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
     workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(5, ge=1, le=100)
     lease_seconds: float = Field(60.0, gt=0)
+    #: GATE_LOG_LEVEL: debug, info, warning or error (any case).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod
     def settings_customise_sources(
@@ -56,6 +59,11 @@ class Settings(BaseSettings):
         # Only the mapping handed to load(): the process environment is read by the
         # caller, once, so tests and replicas see exactly what they pass.
         return (init_settings,)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("webhook_secret")
     @classmethod

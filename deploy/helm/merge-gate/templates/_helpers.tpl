@@ -32,7 +32,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "merge-gate.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := required "image.repository is required: build deploy/Dockerfile and push it to a registry you control, then set image.repository (docs/operations.md)" .Values.image.repository -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "merge-gate.claimName" -}}
+{{- default (printf "%s-data" (include "merge-gate.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/* Pod annotations telling Prometheus where this pod's /metrics is. */}}
+{{- define "merge-gate.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ . | quote }}
+prometheus.io/path: /metrics
 {{- end }}
 
 {{- define "merge-gate.secretName" -}}
@@ -109,6 +121,20 @@ containers:
       periodSeconds: 5
       timeoutSeconds: 3
       failureThreshold: 2
+    {{- else }}
+    {{- /* The worker: /metrics and /healthz (fails once a worker task died) on their own port. */}}
+    ports:
+      - name: metrics
+        containerPort: {{ $root.Values.metrics.workerPort }}
+        protocol: TCP
+    livenessProbe:
+      httpGet:
+        path: /healthz
+        port: metrics
+      initialDelaySeconds: 5
+      periodSeconds: 10
+      timeoutSeconds: 3
+      failureThreshold: 3
     {{- end }}
     resources:
       {{- toYaml .values.resources | nindent 6 }}
@@ -134,15 +160,11 @@ volumes:
         - key: signing-key.pem
           path: signing-key.pem
         {{- end }}
-  # The data dir (GATE_DATA_DIR): the audit checkpoint log and generated keys.
-  # emptyDir unless persistence.existingClaim names a ReadWriteMany claim.
+  # The data dir (GATE_DATA_DIR): the audit checkpoint log and generated keys,
+  # always on a claim so they outlive the pod (persistence in values.yaml).
   - name: data
-    {{- if $root.Values.persistence.existingClaim }}
     persistentVolumeClaim:
-      claimName: {{ $root.Values.persistence.existingClaim }}
-    {{- else }}
-    emptyDir: {}
-    {{- end }}
+      claimName: {{ include "merge-gate.claimName" $root }}
   - name: tmp
     emptyDir:
       medium: Memory
