@@ -391,6 +391,27 @@ def test_prometheus_scrapes_receivers_and_workers(
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
+def test_sign_in_for_decision_pages_is_wired_from_the_secret(helm: Any) -> None:
+    values = {
+        **VALUES,
+        "github": {**VALUES["github"], "clientId": "Iv1.0123456789abcdef"},
+        "secret": {**VALUES["secret"], "oauthClientSecret": "not-a-real-client-secret"},
+        "ingress": {"enabled": True},
+    }
+    out = render(helm, values)
+    env = env_of(container(out, "mg-merge-gate-receiver"))
+    assert env["GATE_GITHUB_CLIENT_ID"] == "Iv1.0123456789abcdef"
+    assert env["GATE_GITHUB_CLIENT_SECRET"] == {
+        "secretKeyRef": {"name": "mg-merge-gate", "key": "oauth-client-secret"}
+    }
+    assert "oauth-client-secret" in out[("Secret", "mg-merge-gate")]["data"]
+    ingress = out[("Ingress", "mg-merge-gate")]
+    paths = {p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert {"/decisions", "/login", "/oauth/callback", "/logout"} <= paths
+    plain = render(helm, VALUES)
+    assert "GATE_GITHUB_CLIENT_ID" not in env_of(container(plain, "mg-merge-gate-worker"))
+
+
 def test_the_chart_needs_the_operators_image(helm: Any) -> None:
     values = {k: v for k, v in VALUES.items() if k != "image"}
     with pytest.raises(helm.HelmError, match=r"image\.repository is required"):

@@ -68,6 +68,15 @@ prometheus.io/path: /metrics
     secretKeyRef:
       name: {{ include "merge-gate.secretName" . }}
       key: webhook-secret
+{{- if .Values.github.clientId }}
+- name: GATE_GITHUB_CLIENT_ID
+  value: {{ .Values.github.clientId | quote }}
+- name: GATE_GITHUB_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "merge-gate.secretName" . }}
+      key: oauth-client-secret
+{{- end }}
 {{- if .Values.secret.hasSigningKey }}
 - name: GATE_SIGNING_KEY_FILE
   value: /etc/merge-gate/signing-key.pem
