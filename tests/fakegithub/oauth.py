@@ -90,7 +90,8 @@ class OAuthState:
 
 
 def handles(path: str) -> bool:
-    return path in ("/login/oauth/authorize", "/login/oauth/access_token")
+    # A browser on the sign-in page also asks for the site's icon.
+    return path in ("/login/oauth/authorize", "/login/oauth/access_token", "/favicon.ico")
 
 
 def answer(
