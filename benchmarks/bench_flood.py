@@ -5,7 +5,8 @@ interleaved (an approval on an intermediate head, which the next push makes stal
 and for half of the app/auth PRs a final approval). Eight senders deliver the
 webhooks as fast as the service acknowledges them, each PR's events in order and
 every PR's state changed on the fake GitHub just before its delivery, as GitHub
-does. A real ``gate serve`` (four workers, SQLite) drains the queue.
+does. A real ``gate serve`` (four workers, SQLite, the default debounce window)
+drains the queue.
 
 Figures (no pass/fail):
 
@@ -45,6 +46,7 @@ from benchmarks.common import (
     started_fake,
 )
 from tests.fakegithub.server import FakeGitHub
+from webhooks.store import DEBOUNCE_SECONDS
 
 #: GitHub's installation rate limit grows with repositories and users up to 12,500
 #: requests an hour (15,000 on Enterprise Cloud); a flood this size needs the top.
@@ -270,7 +272,9 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     prs = 50 if quick else 500
     with started_fake(rate_limit=RATE_LIMIT) as fake:
         scenario = Scenario(fake)
-        with GateProcess(fake) as gate:
+        # the production debounce window (tests run the service without one)
+        debounce = {"GATE_DEBOUNCE_SECONDS": str(DEBOUNCE_SECONDS)}
+        with GateProcess(fake, extra_env=debounce) as gate:
             result = flood(
                 fake,
                 gate.url,

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from functools import partial
 
 from gate import classify, identity
-from gate.approvals import build_requirements, reviewers_to_request
+from gate.approvals import build_requirements, latest_opinions, reviewers_to_request
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector
-from gate.model import GITHUB_FILE_LIMIT, Contents, PullSnapshot, Teams
+from gate.model import GITHUB_FILE_LIMIT, Contents, PullSnapshot, ReviewState, Teams
+from gate.owners import Owner
 from gate.policy import LoadedPolicy
 from gate.result import Decision, Outcome, PolicyRef
 
@@ -29,6 +30,8 @@ from gate.result import Decision, Outcome, PolicyRef
 class Needs:
     contents: frozenset[tuple[str, str]]
     teams: frozenset[str]
+    #: Approvers of the head whose write permission must be read (lower case).
+    writers: frozenset[str] = frozenset()
 
 
 def needs(
@@ -44,18 +47,25 @@ def needs(
     for file in pull.files:
         for detector in active:
             wanted |= detector.wanted(file)
-    teams = {
-        owner.lstrip("@").lower()
-        for file in pull.files
-        for path in file.paths
-        for owner in codeowners.owners_of(path)
-        if owner.startswith("@") and "/" in owner
-    }
-    teams |= {owner.lstrip("@").lower() for owner in policy.policy.fallback_owners if "/" in owner}
+    named: list[str] = [
+        owner for file in pull.files for path in file.paths for owner in codeowners.owners_of(path)
+    ]
+    named += policy.policy.fallback_owners
     for tier in policy.policy.tiers:
         if isinstance(tier.require.from_, tuple):
-            teams |= {o.lstrip("@").lower() for o in tier.require.from_ if "/" in o}
-    return Needs(contents=frozenset(wanted), teams=frozenset(teams))
+            named += tier.require.from_
+    teams = {owner.team for owner in map(Owner, named) if owner.team}
+    any_writer = any(t.require.from_ is None and t.require.approvals for t in policy.policy.tiers)
+    writers = (
+        {
+            r.user.lower()
+            for r in latest_opinions(pull.reviews).values()
+            if r.state is ReviewState.APPROVED and r.commit_id == pull.head_sha
+        }
+        if any_writer
+        else set()
+    )
+    return Needs(contents=frozenset(wanted), teams=frozenset(teams), writers=frozenset(writers))
 
 
 def evaluate(
@@ -87,6 +97,9 @@ def evaluate(
         agent=who.agent,
         policy=refs["policy"],
         codeowners=refs["codeowners"],
+        draft=pull.draft,
+        base_ref=pull.base_ref,
+        advisory=rules.mode == "advisory",
     )
     notes = tuple(
         f"{codeowners.path}:{p.line}:{p.column}: {p.message}" for p in codeowners.problems
@@ -123,6 +136,32 @@ def evaluate(
                 f"so the PR is treated as tier {highest!r} and cannot pass. Split the change."
             ),
             tier=highest,
+            files=files,
+            notes=notes,
+        )
+
+    if contents.unread:
+        return make(
+            outcome=Outcome.ERROR,
+            summary=(
+                f"Fails closed: {len(contents.unread) + len(contents.texts)} file contents "
+                f"must be inspected and only {len(contents.texts)} are read per decision, "
+                "so the unread ones cannot be judged. Split the change."
+            ),
+            tier=rules.tiers[-1].name,
+            files=files,
+            notes=notes,
+        )
+    if pull.cut_lists:
+        lists = " and ".join(pull.cut_lists)
+        return make(
+            outcome=Outcome.ERROR,
+            summary=(
+                f"Fails closed: the pull request's {lists} could not be read completely "
+                "(GitHub cut the list short). Who approved or authored what cannot be "
+                "established, so the PR cannot pass. Split the change or start a new PR."
+            ),
+            tier=rules.tiers[top].name if files else rules.tiers[0].name,
             files=files,
             notes=notes,
         )
@@ -191,4 +230,6 @@ def error_decision(*, pull: PullSnapshot, message: str, notes: Sequence[str] = (
         agent=False,
         tier=None,
         notes=tuple(notes),
+        draft=pull.draft,
+        base_ref=pull.base_ref,
     )

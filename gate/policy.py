@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import rfc8785
 import yaml
@@ -29,9 +29,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gate import globs
+from gate import globs, owners
 
 POLICY_PATH = ".github/merge-gate.yml"
+#: Bounds on a policy document, checked before anything is built from it: the text
+#: comes from a repository, and YAML aliases can make a few hundred bytes expand to
+#: billions of nodes ("billion laughs"). A real policy is a few KiB, ~1,000 nodes,
+#: a handful of levels deep and needs few if any aliases.
+MAX_POLICY_BYTES = 256 * 1024
+MAX_ALIASES = 100
+MAX_NODES = 10_000
+MAX_DEPTH = 64
 DETECTORS = ("secrets", "dependencies", "migrations", "infra")
 GATES = ("staged_rollout", "supply_chain_scan")
 
@@ -48,7 +56,9 @@ Glob = Annotated[StrictStr, Field(min_length=1, max_length=1024), AfterValidator
 LoginGlob = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")]
 Login = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 Owner = Annotated[
-    StrictStr, Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+    StrictStr,
+    Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"),
+    AfterValidator(owners.Owner),
 ]
 
 
@@ -157,6 +167,12 @@ class Policy(_Section):
     )
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
+    )
+    mode: Literal["enforce", "advisory"] = Field(
+        "enforce",
+        description="'advisory': evaluate, sign, annotate and log everything, but conclude "
+        "the check 'success' titled 'would block' (rolling merge-gate out without "
+        "stopping work).",
     )
 
     @model_validator(mode="after")
@@ -304,10 +320,22 @@ def parse(
     blob: str = "builtin",
     defaults: LoadedPolicy | None = None,
 ) -> LoadedPolicy:
-    """Parse and validate policy text; raises ``InvalidPolicy`` listing every error."""
+    """Parse and validate policy text; raises ``InvalidPolicy`` listing every error.
+
+    Bounded and linear: the size is checked first, then one streaming pass over the
+    YAML events counts alias uses, nodes as aliases would expand them, and depth, and
+    stops at the first budget exceeded with its position; only then is the document
+    composed and constructed.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise InvalidPolicy(
+            [PolicyError(1, 1, f"the policy is {size} bytes; the limit is {MAX_POLICY_BYTES}")]
+        )
     try:
+        _check_budget(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.SafeLoader("").construct_document(root) if root is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -395,6 +423,47 @@ def _at(
     line, column = where or (1, 1)
     dotted = ".".join(str(part) for part in loc) or "policy"
     return PolicyError(line, column, f"{dotted}: {message}")
+def _check_budget(text: str) -> None:
+    """Raise ``InvalidPolicy`` at the first alias, node or level past the budgets.
+
+    Streams parser events (no nodes are built), so it costs one pass whatever the
+    aliases would expand to: an anchored node's expanded size is known when it ends
+    and each alias adds that size.
+    """
+    sizes: dict[str, int] = {}
+    #: (anchor, expanded node count before it) of each open collection.
+    open_nodes: list[tuple[str | None, int]] = []
+    total = 0
+    aliases = 0
+
+    def fail(event: yaml.Event, message: str) -> NoReturn:
+        mark = event.start_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise InvalidPolicy([PolicyError(line, column, message)])
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                fail(event, f"more than {MAX_ALIASES} alias uses ('*name')")
+            if any(anchor == event.anchor for anchor, _ in open_nodes):
+                fail(event, f"alias '*{event.anchor}' refers to a node that contains it")
+            total += sizes.get(str(event.anchor), 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            open_nodes.append((event.anchor, total))
+            total += 1
+            if len(open_nodes) > MAX_DEPTH:
+                fail(event, f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent) and open_nodes:
+            anchor, before = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = total - before
+        if total > MAX_NODES:
+            fail(event, f"more than {MAX_NODES} nodes once aliases are expanded")
 
 
 def _positioned(

@@ -6,7 +6,6 @@ pages must show them as text.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,13 +90,6 @@ def stored(
         },
         keyring,
     )
-
-
-def with_children(parent: Decision, *children: Decision) -> Decision:
-    """``parent`` with ``children`` set, when the Decision type has that field."""
-    if "children" not in {f.name for f in dataclasses.fields(Decision)}:
-        raise LookupError("Decision has no children yet")
-    return dataclasses.replace(parent, children=children)  # type: ignore[call-arg]
 
 
 __all__ = ["HEAD", "HOSTILE_PATHS", "IMG", "MARKDOWN", "SCRIPT", "decision", "stored"]

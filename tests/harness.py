@@ -38,6 +38,8 @@ def settings_env(fake: FakeGitHub, data_dir: Path, **extra: str) -> dict[str, st
         "GATE_PUBLIC_URL": "http://merge-gate.test",
         "GATE_DATA_DIR": str(data_dir),
         "GATE_LEASE_SECONDS": "5",
+        # decisions at once: tests wait for the effect of each delivery
+        "GATE_DEBOUNCE_SECONDS": "0",
         **extra,
     }
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from gate.result import Decision
-from tests.decisions import HOSTILE_PATHS, IMG, MARKDOWN, SCRIPT, decision, stored, with_children
+from gate.result import DecisionKind
+from tests.decisions import HOSTILE_PATHS, IMG, MARKDOWN, SCRIPT, decision, stored
 from webhooks import pages
 
 PULL = "https://github.com/acme/app/pull/7"
@@ -176,25 +176,20 @@ def test_a_forbidden_page_names_nothing_about_the_decision() -> None:
     assert "cannot read the repository" in dom.content
 
 
-def test_children_are_sections_one_level_down(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    parent, child = decision(), decision(author="sweep-ai")
-    try:
-        tree = with_children(parent, child)
-    except LookupError:
-        # Before Decision has ``children``: the same tree through a subclass that has it.
-        @dataclasses.dataclass(frozen=True, slots=True)
-        class Tree(Decision):
-            children: tuple[Decision, ...] = ()
-
-        tree = Tree(**{f.name: getattr(parent, f.name) for f in dataclasses.fields(Decision)},
-                    children=(child,))
-        monkeypatch.setattr(pages, "decision_from_dict", lambda _data: tree)
-    record, keyring = stored(tmp_path, parent)
+def test_children_are_sections_one_level_down(tmp_path: Path) -> None:
+    first, second = decision(), dataclasses.replace(decision(author="sweep-ai"), number=8)
+    tree = dataclasses.replace(
+        first, kind=DecisionKind.COMMIT, children=(first, second), files=(), requirements=()
+    )
+    record, keyring = stored(tmp_path, tree)
     dom = Dom(pages.decision_page(record, keys=keyring.verification_keys()))
-    assert len(dom.all("section")) == 1
+    assert len(dom.all("section")) == 2
     assert "@sweep-ai" in dom.content
+    hrefs = dom.links()
+    assert "https://github.com/acme/app/pull/7" in hrefs
+    assert "https://github.com/acme/app/pull/8" in hrefs
+    ids = [attrs["id"] for _tag, attrs in dom.tags if attrs.get("id")]
+    assert len(ids) == len(set(ids)), ids
     assert dom.headings.count(1) == 1
     for before, after in zip(dom.headings, dom.headings[1:], strict=False):
         assert after <= before + 1, dom.headings

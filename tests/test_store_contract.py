@@ -3,12 +3,14 @@
 No mocks: SQLite lives in ``tmp_path``; Redis is the server at 127.0.0.1:6379,
 each test under its own key prefix, deleted afterwards. Without a reachable
 Redis the Redis half is skipped (set ``MERGE_GATE_REQUIRE_REDIS=1`` to make that
-a failure instead).
+a failure instead). Queue time is a :class:`FakeClock` the tests step forward,
+so leases, retries and debounce windows are exact and nothing sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import sqlite3
@@ -26,12 +28,33 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from webhooks.store import Delivery, Job, Store, StoreUnavailable, open_store
+from webhooks.store import (
+    DEDUPE_SECONDS,
+    Delivery,
+    Job,
+    Store,
+    StoreUnavailable,
+    group_of,
+    open_store,
+)
 from webhooks.store.sqlite import SqliteStore
 
 REDIS_URL = "redis://127.0.0.1:6379"
 ROOT = Path(__file__).resolve().parents[1]
-LEASE = 0.2
+LEASE = 15.0
+
+
+class FakeClock:
+    """The queue's time, moved only by :meth:`advance`."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def _redis_reachable() -> bool:
@@ -50,12 +73,24 @@ class Backend:
     data_dir: Path
     redis_url: str | None
     prefix: str
+    clock: FakeClock = field(default_factory=FakeClock)
     opened: list[Store] = field(default_factory=list)
 
-    async def open(self) -> Store:
+    async def open(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        debounce_seconds: float = 0.0,
+        max_delay: float = 10.0,
+    ) -> Store:
         """Another instance on the same backing store, as a second process would have."""
         store = await open_store(
-            data_dir=self.data_dir, redis_url=self.redis_url, prefix=self.prefix
+            data_dir=self.data_dir,
+            redis_url=self.redis_url,
+            prefix=self.prefix,
+            clock=clock or self.clock,
+            debounce_seconds=debounce_seconds,
+            max_delay=max_delay,
         )
         self.opened.append(store)
         return store
@@ -241,12 +276,15 @@ async def test_two_instances_never_share_a_key(backend: Backend, store: Store) -
 # -- leases -------------------------------------------------------------------------
 
 
-async def test_expired_lease_is_reclaimed_as_a_failed_attempt(store: Store) -> None:
+async def test_expired_lease_is_reclaimed_as_a_failed_attempt(
+    backend: Backend, store: Store
+) -> None:
     await store.accept(delivery(1))
     dead = await store.claim(worker="dies", lease_seconds=LEASE)
     assert dead is not None
+    backend.clock.advance(LEASE - 0.001)
     assert await store.claim(worker="w2", lease_seconds=LEASE) is None
-    await asyncio.sleep(LEASE * 1.5)
+    backend.clock.advance(0.001)
 
     job = await store.claim(worker="w2", lease_seconds=LEASE)
     assert job is not None
@@ -256,6 +294,7 @@ async def test_expired_lease_is_reclaimed_as_a_failed_attempt(store: Store) -> N
     assert await store.extend(dead, lease_seconds=LEASE) is False
     await store.complete(dead)
     await store.release(dead)
+    await store.defer(dead, until=backend.clock.now)
     assert await store.fail(dead, error="late", retry_in=0, max_attempts=1) is None
     assert await store.depth() == 1
     assert await store.claim(worker="w3", lease_seconds=LEASE) is None
@@ -265,30 +304,51 @@ async def test_expired_lease_is_reclaimed_as_a_failed_attempt(store: Store) -> N
     assert await store.dead_letters() == []
 
 
-async def test_expired_lease_is_noticed_through_a_newer_delivery(store: Store) -> None:
+async def test_expired_lease_is_noticed_through_a_newer_delivery(
+    backend: Backend, store: Store
+) -> None:
     await store.accept(delivery(1))
     dead = await store.claim(worker="dies", lease_seconds=LEASE)
     assert dead is not None
-    await store.accept(delivery(2))
-    await asyncio.sleep(LEASE * 1.5)
-    # a long lease of its own: for Redis, the dead worker's entry is not yet idle
-    # enough to reclaim, so the key is found through the newer delivery
+    backend.clock.advance(1)
+    await store.accept(delivery(2))  # does not end the lease early
+    assert await store.claim(worker="w2", lease_seconds=LEASE) is None
+    backend.clock.advance(LEASE)
     job = await store.claim(worker="w2", lease_seconds=30.0)
     assert job is not None
     assert (ids(job), job.attempts) == (["d-1", "d-2"], 1)
 
 
-async def test_extend_keeps_the_lease(store: Store) -> None:
+async def test_a_short_lease_renewed_by_heartbeats_keeps_the_job(
+    backend: Backend, store: Store
+) -> None:
     await store.accept(delivery(1))
     job = await store.claim(worker="w1", lease_seconds=LEASE)
     assert job is not None
-    await asyncio.sleep(LEASE / 2)
-    assert await store.extend(job, lease_seconds=2.0) is True
-    await asyncio.sleep(LEASE)  # past the first lease
+    for _ in range(6):  # 60 s of work on a 15 s lease, renewed every 10 s
+        backend.clock.advance(10)
+        assert await store.claim(worker="w2", lease_seconds=LEASE) is None
+        assert await store.extend(job, lease_seconds=LEASE) is True
+    backend.clock.advance(LEASE - 0.001)
     assert await store.claim(worker="w2", lease_seconds=LEASE) is None
-    assert await store.extend(job, lease_seconds=2.0) is True
+    assert await store.extend(job, lease_seconds=LEASE) is True
     await store.complete(job)
     assert await store.depth() == 0
+
+
+async def test_an_unrenewed_lease_goes_to_another_worker(backend: Backend, store: Store) -> None:
+    other = await backend.open()  # another process
+    await store.accept(delivery(1))
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    backend.clock.advance(10)
+    assert await store.extend(job, lease_seconds=LEASE) is True
+    backend.clock.advance(LEASE)  # the heartbeats stopped: the worker hangs
+    taken = await other.claim(worker="w2", lease_seconds=LEASE)
+    assert taken is not None
+    assert (ids(taken), taken.attempts) == (["d-1"], 1)
+    assert await store.extend(job, lease_seconds=LEASE) is False
+    assert await other.extend(taken, lease_seconds=LEASE) is True
 
 
 async def test_release_gives_the_key_back_at_once(store: Store) -> None:
@@ -301,6 +361,19 @@ async def test_release_gives_the_key_back_at_once(store: Store) -> None:
     assert (again.key, ids(again), again.attempts) == (job.key, ids(job), 0)
     await store.complete(job)  # stale token
     assert await store.depth() == 1
+
+
+async def test_release_keeps_the_place_in_line(backend: Backend, store: Store) -> None:
+    await store.accept(delivery("a", key="pr:org/repo#1"))
+    backend.clock.advance(1)
+    await store.accept(delivery("b", key="pr:org/repo#2"))
+    job = await store.claim(worker="w1", lease_seconds=5.0)
+    assert job is not None
+    assert job.key == "pr:org/repo#1"
+    await store.release(job)
+    again = await store.claim(worker="w1", lease_seconds=5.0)
+    assert again is not None
+    assert again.key == "pr:org/repo#1"
 
 
 async def test_burst_with_busy_workers_is_evaluated_at_most_twice_in_order(store: Store) -> None:
@@ -335,20 +408,23 @@ async def test_burst_with_busy_workers_is_evaluated_at_most_twice_in_order(store
 # -- failures -----------------------------------------------------------------------
 
 
-async def test_fail_retries_after_the_delay(store: Store) -> None:
+async def test_fail_retries_after_the_delay(backend: Backend, store: Store) -> None:
     await store.accept(delivery(1))
     job = await store.claim(worker="w1", lease_seconds=LEASE)
     assert job is not None
-    assert await store.fail(job, error="boom", retry_in=0.3, max_attempts=5) is None
+    assert await store.fail(job, error="boom", retry_in=30, max_attempts=5) is None
     await store.accept(delivery(2))  # a new delivery does not cut the delay short
+    backend.clock.advance(29.999)
     assert await store.claim(worker="w2", lease_seconds=LEASE) is None
-    await asyncio.sleep(0.35)
+    backend.clock.advance(0.001)
     again = await store.claim(worker="w2", lease_seconds=LEASE)
     assert again is not None
     assert (ids(again), again.attempts) == (["d-1", "d-2"], 1)
 
 
-async def test_max_attempts_moves_deliveries_to_dead_letters(store: Store) -> None:
+async def test_max_attempts_moves_deliveries_to_dead_letters(
+    backend: Backend, store: Store
+) -> None:
     await store.accept(delivery(1))
     await store.accept(delivery(2))
     job = await store.claim(worker="w1", lease_seconds=LEASE)
@@ -358,7 +434,7 @@ async def test_max_attempts_moves_deliveries_to_dead_letters(store: Store) -> No
     assert job is not None
     assert job.attempts == 1
     await store.accept(delivery(3))  # arrives while the last attempt runs
-    before = time.time()
+    backend.clock.advance(7.25)
     letter = await store.fail(job, error="second", retry_in=0, max_attempts=2)
     assert letter is not None
     assert (letter.key, letter.delivery_ids, letter.error, letter.attempts) == (
@@ -367,7 +443,7 @@ async def test_max_attempts_moves_deliveries_to_dead_letters(store: Store) -> No
         "second",
         2,
     )
-    assert before - 1 <= letter.at <= time.time() + 1
+    assert letter.at == pytest.approx(backend.clock.now, abs=0.001)  # the store's clock
     assert await store.dead_letters() == [letter]
     # the dead deliveries left the queue; the newer one starts afresh
     assert await store.depth() == 1
@@ -376,10 +452,191 @@ async def test_max_attempts_moves_deliveries_to_dead_letters(store: Store) -> No
     assert (ids(fresh), fresh.attempts) == (["d-3"], 0)
 
 
+# -- deferral (an installation out of rate limit) ---------------------------------------
+
+
+async def test_defer_requeues_at_the_given_time_without_an_attempt(
+    backend: Backend, store: Store
+) -> None:
+    await store.accept(delivery(1))
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    until = backend.clock.now + 600  # the installation's budget resets in 10 minutes
+    await store.defer(job, until=until)
+    await store.accept(delivery(2))  # waits with it
+    assert await store.claim(worker="w2", lease_seconds=LEASE) is None
+    backend.clock.advance(599.999)
+    assert await store.claim(worker="w2", lease_seconds=LEASE) is None
+    backend.clock.advance(0.001)
+    again = await store.claim(worker="w2", lease_seconds=LEASE)
+    assert again is not None
+    assert (ids(again), again.attempts) == (["d-1", "d-2"], 0)
+    # the old token defers nothing any more
+    await store.defer(job, until=backend.clock.now + 600)
+    assert await store.extend(again, lease_seconds=LEASE) is True
+
+
+async def test_defer_keeps_the_attempts_of_earlier_failures(backend: Backend, store: Store) -> None:
+    await store.accept(delivery(1))
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    await store.fail(job, error="boom", retry_in=0, max_attempts=5)
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    await store.defer(job, until=backend.clock.now + 1)
+    backend.clock.advance(1)
+    again = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert again is not None
+    assert again.attempts == 1
+
+
+# -- debounce ---------------------------------------------------------------------------
+
+
+async def test_debounce_waits_for_the_window_after_a_delivery(backend: Backend) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery(1))
+    backend.clock.advance(1.999)
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(0.001)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1"]
+
+
+async def test_debounce_claims_a_burst_once_after_its_last_delivery(backend: Backend) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    for n in range(4):  # an agent's pushes, a second apart
+        await store.accept(delivery(n))
+        backend.clock.advance(1)
+        assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(0.999)  # 1.999 s after the last push
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(0.001)
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert ids(job) == ["d-0", "d-1", "d-2", "d-3"]
+
+
+async def test_debounce_is_capped_for_a_key_with_steady_deliveries(backend: Backend) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    for n in range(10):  # every second for 10 s: the window never closes
+        await store.accept(delivery(n))
+        assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+        backend.clock.advance(1)
+    # 10 s after the first delivery, 1 s after the last
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert ids(job) == [f"d-{n}" for n in range(10)]
+
+
+async def test_debounce_never_delays_a_key_that_already_waited(backend: Backend) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery(1))
+    backend.clock.advance(30)  # every worker was busy
+    await store.accept(delivery(2))
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1", "d-2"]
+
+
+async def test_debounce_applies_to_deliveries_that_arrive_during_a_lease(
+    backend: Backend,
+) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery(1))
+    backend.clock.advance(2)
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    backend.clock.advance(1)
+    await store.accept(delivery(2))
+    backend.clock.advance(1)
+    await store.complete(job)
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None  # 1 s after d-2
+    backend.clock.advance(1)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-2"]
+
+
+async def test_debounce_does_not_cut_a_retry_short(backend: Backend) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery(1))
+    backend.clock.advance(2)
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    await store.fail(job, error="boom", retry_in=20, max_attempts=5)
+    backend.clock.advance(15)
+    await store.accept(delivery(2))  # the first delivery's cap has long passed
+    backend.clock.advance(4.999)
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(0.001)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1", "d-2"]
+
+
+async def test_debounce_is_per_key(backend: Backend) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery("a", key="pr:org/repo#1"))
+    backend.clock.advance(1.5)
+    await store.accept(delivery("b", key="pr:org/repo#2"))
+    backend.clock.advance(0.5)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-a"]
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(1.5)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-b"]
+
+
+# -- fairness ---------------------------------------------------------------------------
+
+
+def test_groups_are_repositories() -> None:
+    assert group_of("pr:org/repo#12") == "org/repo"
+    assert group_of("sha:org/repo@0123abcd") == "org/repo"
+    assert group_of("group:org/repo@0123abcd") == "org/repo"
+    assert group_of("install:42") == "install:42"
+    assert group_of("pr:org/repo.js#1") == group_of("sha:org/repo.js@beef")
+    assert group_of("odd") == "odd"
+    assert group_of("pr:#1") == "pr:#1"
+
+
+async def test_a_flood_in_one_repository_does_not_starve_another(store: Store) -> None:
+    flood = [delivery(f"a{n}", key=f"pr:org/busy#{n}") for n in range(200)]
+    assert all(await asyncio.gather(*map(store.accept, flood)))
+    await store.accept(delivery("b", key="pr:org/quiet#1"))
+    first = await store.claim(worker="w1", lease_seconds=LEASE)
+    second = await store.claim(worker="w2", lease_seconds=LEASE)
+    assert first is not None
+    assert second is not None
+    assert "pr:org/quiet#1" in {first.key, second.key}
+
+
+async def test_claims_take_repositories_in_turn(backend: Backend, store: Store) -> None:
+    for repo in ("a", "b", "c"):
+        for n in range(4):
+            await store.accept(delivery(f"{repo}{n}", key=f"pr:org/{repo}#{n}"))
+            backend.clock.advance(0.01)
+    jobs = [await store.claim(worker="w1", lease_seconds=LEASE) for _ in range(12)]
+    assert None not in jobs
+    repos = [group_of(job.key) for job in jobs if job is not None]
+    # round robin: each window of three claims serves all three repositories
+    for start in range(0, 12, 3):
+        assert sorted(repos[start : start + 3]) == ["org/a", "org/b", "org/c"]
+    # and within a repository, the oldest key first
+    assert [job.key for job in jobs if job is not None and group_of(job.key) == "org/a"] == [
+        f"pr:org/a#{n}" for n in range(4)
+    ]
+
+
+async def test_a_repository_served_recently_waits_its_turn(backend: Backend, store: Store) -> None:
+    await store.accept(delivery("a1", key="pr:org/a#1"))
+    await store.accept(delivery("b1", key="pr:org/b#1"))
+    first = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert first is not None
+    await store.complete(first)
+    backend.clock.advance(1)
+    again = "pr:org/a#2" if first.key == "pr:org/a#1" else "pr:org/b#2"
+    await store.accept(delivery("x2", key=again))  # the served repository has more work
+    second = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert second is not None
+    assert group_of(second.key) != group_of(first.key)
+
+
 # -- metrics and key/value ----------------------------------------------------------
 
 
-async def test_depth_and_lag(store: Store) -> None:
+async def test_depth_and_lag(backend: Backend, store: Store) -> None:
     now = time.time()
     assert await store.depth() == 0
     assert await store.lag(now=now) == 0.0
@@ -393,6 +650,19 @@ async def test_depth_and_lag(store: Store) -> None:
     await store.complete(job)
     assert await store.depth() == 1
     assert await store.lag(now=now) == pytest.approx(10, abs=1e-3)
+    # without ``now``: the store's clock
+    assert await store.lag() == pytest.approx(backend.clock.now - (now - 10), abs=1e-3)
+
+
+async def test_dedupe_window_follows_the_store_clock(backend: Backend, store: Store) -> None:
+    await store.accept(delivery(1))
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    await store.complete(job)
+    backend.clock.advance(DEDUPE_SECONDS - 1)
+    assert await store.accept(delivery(1)) is False
+    backend.clock.advance(1)
+    assert await store.accept(delivery(1)) is True  # a redelivery older than the window
 
 
 async def test_put_get_with_ttl(store: Store) -> None:
@@ -533,6 +803,93 @@ async def test_closed_store_is_unavailable(store: Store) -> None:
         await store.accept(delivery(1))
 
 
+# -- upgrades from the earlier layout --------------------------------------------------
+
+_SQLITE_LAYOUT_1 = (
+    "CREATE TABLE seen (id TEXT PRIMARY KEY, expires REAL NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE delivery (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,"
+    " key TEXT NOT NULL, event TEXT NOT NULL, action TEXT, body BLOB NOT NULL,"
+    " received_at REAL NOT NULL, accepted_at REAL NOT NULL, dedupe_until REAL NOT NULL)",
+    "CREATE TABLE job_key (key TEXT PRIMARY KEY, ready_at REAL NOT NULL,"
+    " first_seq INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, token TEXT,"
+    " worker TEXT, lease_until REAL) WITHOUT ROWID",
+    "CREATE INDEX job_key_ready ON job_key (ready_at, first_seq)",
+    """CREATE TRIGGER delivery_accepted AFTER INSERT ON delivery
+    BEGIN
+        DELETE FROM seen WHERE id = NEW.id;
+        INSERT INTO seen (id, expires) VALUES (NEW.id, NEW.dedupe_until);
+        INSERT INTO job_key (key, ready_at, first_seq)
+            SELECT NEW.key, NEW.accepted_at, NEW.seq
+            WHERE NOT EXISTS (SELECT 1 FROM job_key WHERE key = NEW.key);
+    END""",
+)
+
+
+async def test_sqlite_upgrades_a_queue_of_the_earlier_layout(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "queue.sqlite3"
+    old = sqlite3.connect(path, isolation_level=None)
+    for statement in _SQLITE_LAYOUT_1:
+        old.execute(statement)
+    for n, key in enumerate(["pr:org/a#1", "pr:org/b#2", "pr:org/a#1"]):
+        old.execute(
+            "INSERT INTO delivery (id, key, event, action, body, received_at, accepted_at,"
+            " dedupe_until) VALUES (?, ?, 'pull_request', 'opened', x'7b7d', ?, ?, ?)",
+            (f"old-{n}", key, clock.now, clock.now, clock.now + DEDUPE_SECONDS),
+        )
+    old.close()
+    store = await SqliteStore.open(path, clock=clock, debounce_seconds=2.0)
+    try:
+        again = dataclasses.replace(delivery(0), id="old-0")
+        assert await store.accept(again) is False  # still remembered
+        await store.accept(delivery("new", key="pr:org/c#3"))
+        first = await store.claim(worker="w1", lease_seconds=LEASE)
+        second = await store.claim(worker="w1", lease_seconds=LEASE)
+        assert first is not None
+        assert second is not None
+        assert ids(first) == ["old-0", "old-2"]
+        assert ids(second) == ["old-1"]
+        assert await store.claim(worker="w1", lease_seconds=LEASE) is None  # debounced
+        clock.advance(2)
+        assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-new"]
+    finally:
+        await store.close()
+
+
+async def test_redis_upgrades_a_queue_of_the_earlier_layout(redis_backend: Backend) -> None:
+    p = redis_backend.prefix
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.xgroup_create(f"{p}:stream", "workers", id="0", mkstream=True)
+        for n, key in enumerate(["pr:org/a#1", "pr:org/b#2"]):
+            eid = await client.xadd(f"{p}:stream", {"k": key, "d": f"old-{n}"})
+            await client.hset(
+                f"{p}:d:old-{n}",
+                mapping={"k": key, "ev": "pull_request", "body": b"{}", "at": "1.0", "eid": eid},
+            )
+            await client.rpush(f"{p}:q:{key}", f"old-{n}")
+            await client.zadd(f"{p}:pending", {f"old-{n}": 1.0})
+            await client.set(f"{p}:seen:old-{n}", "1", ex=60)
+        # a retry waiting in the old delayed set (due in 30 s)
+        due = (redis_backend.clock.now + 30) * 1000
+        await client.hset(f"{p}:d:old-2", mapping={"k": "pr:org/c#3", "ev": "x", "body": b"{}"})
+        await client.hset(f"{p}:d:old-2", mapping={"at": "1.0"})
+        await client.rpush(f"{p}:q:pr:org/c#3", "old-2")
+        await client.zadd(f"{p}:pending", {"old-2": 1.0})
+        await client.zadd(f"{p}:delayed", {"pr:org/c#3": due})
+    finally:
+        await client.aclose()
+    store = await redis_backend.open()
+    again = dataclasses.replace(delivery(0), id="old-0")
+    assert await store.accept(again) is False  # the old marker still counts
+    jobs = [await store.claim(worker="w1", lease_seconds=LEASE) for _ in range(3)]
+    assert [ids(job) for job in jobs[:2]] == [["old-0"], ["old-1"]]
+    assert jobs[2] is None
+    redis_backend.clock.advance(30)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["old-2"]
+    assert await store.depth() == 3
+
+
 # -- another process ----------------------------------------------------------------
 
 _PRODUCER = textwrap.dedent(
@@ -562,7 +919,8 @@ _PRODUCER = textwrap.dedent(
 )
 
 
-async def test_another_process_accepts_while_we_claim(backend: Backend, store: Store) -> None:
+async def test_another_process_accepts_while_we_claim(backend: Backend) -> None:
+    store = await backend.open(clock=time.time)  # the producer's clock is the real one
     count = 300
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     producer = await asyncio.create_subprocess_exec(
@@ -596,3 +954,19 @@ async def test_another_process_accepts_while_we_claim(backend: Backend, store: S
     for seen in per_key.values():
         assert seen == sorted(seen)  # each key's deliveries in accept order
     assert await store.depth() == 0
+
+
+async def test_a_lock_has_one_owner_until_released_or_run_out(backend: Backend) -> None:
+    first, second = await backend.open(), await backend.open()
+    assert await first.lock("commit:o/r@abc", owner="a", ttl=10)
+    assert not await second.lock("commit:o/r@abc", owner="b", ttl=10)
+    # Its owner renews it; a stranger cannot release it.
+    assert await first.lock("commit:o/r@abc", owner="a", ttl=10)
+    await second.unlock("commit:o/r@abc", owner="b")
+    assert not await second.lock("commit:o/r@abc", owner="b", ttl=10)
+    await first.unlock("commit:o/r@abc", owner="a")
+    assert await second.lock("commit:o/r@abc", owner="b", ttl=10)
+    # A holder that died holds it only until its time runs out.
+    backend.clock.advance(11)
+    assert await first.lock("commit:o/r@abc", owner="a", ttl=10)
+    assert await second.lock("commit:o/r@other", owner="b", ttl=10)

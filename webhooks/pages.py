@@ -29,8 +29,14 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate.dsse import InvalidEnvelope
-from gate.render import CONCLUSIONS
-from gate.result import Decision, FileResult, Outcome, RequirementResult, decision_from_dict
+from gate.result import (
+    Decision,
+    DecisionKind,
+    FileResult,
+    Outcome,
+    RequirementResult,
+    decision_from_dict,
+)
 from gate.statement import verify_record
 
 GITHUB = "https://github.com"
@@ -360,25 +366,51 @@ def _sources(decision: Decision, links: _Links, level: int) -> str:
 
 
 def _id(decision: Decision, part: str) -> str:
-    return f"pr{int(decision.number)}-{part}"
+    # A commit's decision carries its most restrictive pull request's number.
+    return f"{decision.kind.value}{int(decision.number)}-{part}"
+
+
+def _sha(links: _Links, sha: str) -> str:
+    return _a(links.commit(sha), sha, code=True) if sha else '<span class="muted">unknown</span>'
+
+
+def _result(decision: Decision) -> str:
+    css, label = _OUTCOME[decision.outcome]
+    result = (
+        f'<span class="state {css}">{escape(label)}</span> · check conclusion '
+        f"<code>{escape(decision.vocabulary.check_run)}</code>"
+    )
+    if decision.would_block:
+        result += " (advisory mode: it would block, but the check passes)"
+    if decision.tier:
+        result += f" · tier <b>{escape(decision.tier)}</b>"
+    return result
 
 
 def _decision(decision: Decision, web: str, level: int) -> str:
-    """One pull request's decision; children (pull requests sharing a head, or the pull
-    requests of a merge group) follow as sections one heading level down."""
+    """One decision: a pull request's, or a commit's or merge group's whose children
+    (one per pull request) follow as sections one heading level down."""
     links = _Links(web, decision.repo, decision.number)
-    css, label = _OUTCOME[decision.outcome]
+    css, _label = _OUTCOME[decision.outcome]
     h = f"h{level}"
-    facts = [
-        ("Pull request", _a(links.pull, f"{decision.repo}#{decision.number}")),
-        ("Result", f'<span class="state {css}">{escape(label)}</span> · check conclusion '
-                   f"<code>{escape(CONCLUSIONS[decision.outcome])}</code>"
-                   + (f" · tier <b>{escape(decision.tier)}</b>" if decision.tier else "")),
-        ("Head", _a(links.commit(decision.head_sha), decision.head_sha, code=True)),
-        ("Base", _a(links.commit(decision.base_sha), decision.base_sha, code=True)),
-        ("Author", escape(f"@{decision.author}") + (" (agent)" if decision.agent else "")),
-        ("Governance", escape(decision.governance)),
+    if decision.kind is DecisionKind.PULL:
+        facts = [("Pull request", _a(links.pull, f"{decision.repo}#{decision.number}"))]
+    else:
+        what = "Merge group" if decision.kind is DecisionKind.MERGE_GROUP else "Commit"
+        pulls = ", ".join(
+            _a(_Links(web, c.repo, c.number).pull, f"#{c.number}") for c in decision.children
+        )
+        facts = [(what, escape(decision.repo)), ("Pull requests", pulls or "none")]
+    facts += [
+        ("Result", _result(decision)),
+        ("Head", _sha(links, decision.head_sha)),
+        ("Base", _sha(links, decision.base_sha)),
     ]
+    if decision.author:
+        facts.append(
+            ("Author", escape(f"@{decision.author}") + (" (agent)" if decision.agent else ""))
+        )
+    facts.append(("Governance", escape(decision.governance)))
     if decision.request_users or decision.request_teams:
         asked = [f"@{u}" for u in decision.request_users] + [
             f"@{t}" for t in decision.request_teams
@@ -401,9 +433,9 @@ def _decision(decision: Decision, web: str, level: int) -> str:
         + _reviews(decision, links, level + 1)
         + _files(decision, links, level + 1)
         + (f"<h{level + 1}>Notes</h{level + 1}>{notes}" if notes else "")
-        + _sources(decision, links, level + 1)
+        + (_sources(decision, links, level + 1) if decision.base_sha else "")
     )
-    for child in getattr(decision, "children", ()):
+    for child in decision.children:
         body += f'<section class="pull">{_decision(child, web, level + 1)}</section>'
     return body
 
@@ -438,16 +470,14 @@ def decision_page(
         f"</code></dd><dt>Evaluated</dt><dd>{escape(str(stored.get('at', '')))}</dd></dl>"
         + record
     )
-    nav = [
-        (_Links(web_url, decision.repo, decision.number).pull, "Pull request on GitHub"),
-        (f"#{_id(decision, 'requirements')}", "Requirements"),
-        (f"#{_id(decision, 'files')}", "Files"),
-        ("#record", "Signed record"),
-    ]
-    if not decision.requirements:
-        nav.remove((f"#{_id(decision, 'requirements')}", "Requirements"))
-    if not decision.files:
-        nav.remove((f"#{_id(decision, 'files')}", "Files"))
+    nav = []
+    if decision.kind is DecisionKind.PULL:
+        nav.append((_Links(web_url, decision.repo, decision.number).pull, "Pull request on GitHub"))
+    if decision.requirements:
+        nav.append((f"#{_id(decision, 'requirements')}", "Requirements"))
+    if decision.files:
+        nav.append((f"#{_id(decision, 'files')}", "Files"))
+    nav.append(("#record", "Signed record"))
     return _page(
         f"merge-gate: {decision.repo}#{decision.number}", main, nav=nav, viewer=viewer
     )

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(5, ge=1, le=100)
     lease_seconds: float = Field(60.0, gt=0)
+    #: Debounce window of the queue (0: off): a pull request is evaluated once its
+    #: deliveries paused this long, but no later than ``debounce_max_seconds`` after
+    #: the first of them (see ``webhooks.store.base``).
+    debounce_seconds: float = Field(2.0, ge=0, le=60)
+    debounce_max_seconds: float = Field(10.0, ge=0, le=600)
     #: GATE_LOG_LEVEL: debug, info, warning or error (any case).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: The App's OAuth client: with both set, decision pages need a GitHub sign-in by

@@ -15,11 +15,21 @@ live lease).
 Semantics shared by both implementations (``tests/test_store_contract.py``
 checks them against each):
 
-- *Ready*: a key is ready when it has pending deliveries, its retry delay (if
-  any) has passed and no live lease holds it. "Oldest ready key" means the key
-  that has been ready the longest (accept order; a key given back by
-  ``complete``/``release`` with deliveries left or by an elapsed retry delay
-  queues again).
+- *Clock*: every lease, retry delay, debounce window and dedupe window is
+  measured with the clock the store was opened with (``time.time`` unless a
+  test injects another), never with the database server's; hosts sharing one
+  Redis must keep their clocks in sync (NTP), which is far tighter than a lease.
+- *Ready*: a key is ready when it has pending deliveries, no live lease holds
+  it and the time has come: with a debounce window ``w`` and a cap ``m``, a key
+  whose last delivery was accepted at ``last``, first pending one at ``first``
+  and whose retry (``fail``) or deferral (``defer``) ends at ``retry`` is ready
+  at ``max(min(last + w, first + m), retry)``. A burst of pushes thus becomes
+  one evaluation after the burst, a key with steady deliveries still waits at
+  most ``m``, and ``w = 0`` disables debouncing.
+- *Fairness*: keys are grouped by repository (:func:`group_of`); a claim serves
+  the group whose last claim is the oldest among those with a ready key, and
+  within it the key ready the longest. A flood in one repository therefore
+  delays another repository's pull request by one claim, not by the flood.
 - *Attempts*: ``Job.attempts`` counts earlier claims of this key's work that
   failed (:meth:`Store.fail`) or whose lease expired. A worker that claims a job
   with ``attempts >= max_attempts`` (its predecessors kept dying) should call
@@ -47,6 +57,29 @@ ResultT = TypeVar("ResultT")
 #: Remembering delivery ids for a week covers both.
 DEDUPE_SECONDS = 7 * 24 * 3600
 
+#: The debounce window the service uses unless ``GATE_DEBOUNCE_SECONDS`` says
+#: otherwise: an agent's pushes come seconds apart, one evaluation after the
+#: burst answers them all.
+DEBOUNCE_SECONDS = 2.0
+#: However busy a key, its first pending delivery waits no longer than this.
+DEBOUNCE_MAX_DELAY = 10.0
+
+
+def group_of(key: str) -> str:
+    """The fairness group of a coalescing key: its repository, else the key itself.
+
+    Keys are made by :func:`webhooks.events.route`: ``pr:owner/repo#12``,
+    ``sha:owner/repo@<sha>``, ``group:owner/repo@<sha>`` and ``install:<id>``.
+    A repository name holds neither ``#`` nor ``@``, so the repository is what
+    lies between the first ``:`` and the first of those.
+    """
+    kind, sep, rest = key.partition(":")
+    if not sep or kind == "install":
+        return key
+    for stop in ("#", "@"):
+        rest = rest.partition(stop)[0]
+    return rest or key
+
 
 class StoreUnavailable(Exception):
     """The store cannot record or serve right now (locked, I/O error, Redis down)."""
@@ -60,6 +93,11 @@ class Delivery:
     key: str  # coalescing key, e.g. "pr:org/repo#12", "install:42"
     body: bytes  # raw JSON body
     received_at: float  # unix time
+
+    @property
+    def group(self) -> str:
+        """The fairness group (repository) of this delivery's key."""
+        return group_of(self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +134,7 @@ class Store(Protocol):
         ...
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
-        """Lease the oldest ready key; None when nothing is ready."""
+        """Lease a ready key, fairly (see *Fairness*); None when nothing is ready."""
         ...
 
     async def complete(self, job: Job) -> None:
@@ -117,6 +155,15 @@ class Store(Protocol):
         """Heartbeat: the lease now ends ``lease_seconds`` from now; False if it was lost."""
         ...
 
+    async def defer(self, job: Job, *, until: float) -> None:
+        """Give the key back, ready again at ``until``, without counting an attempt.
+
+        For a worker whose installation has spent its rate-limit budget: the job
+        waits in the queue for the budget's reset instead of holding a worker.
+        Deliveries accepted meanwhile wait with it.
+        """
+        ...
+
     async def dead_letters(self) -> list[DeadLetter]:
         """Every dead-letter record, oldest first."""
         ...
@@ -125,8 +172,11 @@ class Store(Protocol):
         """Number of pending deliveries (leased ones included)."""
         ...
 
-    async def lag(self, *, now: float) -> float:
-        """Age in seconds of the oldest pending delivery's ``received_at``; 0 if none."""
+    async def lag(self, *, now: float | None = None) -> float:
+        """Age in seconds of the oldest pending delivery's ``received_at``; 0 if none.
+
+        ``now`` defaults to the store's clock.
+        """
         ...
 
     async def put(
@@ -136,6 +186,18 @@ class Store(Protocol):
         ...
 
     async def get(self, namespace: str, key: str) -> bytes | None: ...
+
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        """Take (or, for the same ``owner``, renew) a lock for ``ttl`` seconds.
+
+        False while another owner holds it and its time has not run out. Used to
+        serialise evaluations that publish to the same commit.
+        """
+        ...
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        """Drop the lock if ``owner`` still holds it."""
+        ...
 
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the store answers."""

@@ -1,78 +1,68 @@
 """The store on Redis: for several hosts sharing one queue.
 
-Why raw Streams and not a task framework: arq pins ``redis<6`` and, given a job
+Why raw Redis and not a task framework: arq pins ``redis<6`` and, given a job
 id that is already queued, keeps the *oldest* job, the opposite of what a
 coalescing queue needs (the newest head wins, all deliveries of a key are
-handled together); taskiq would bring the same stream mechanism plus a framework
-and more pin conflicts. What this store needs is a handful of Lua scripts over
-a stream, lists, hashes and sorted sets, each of them atomic.
+handled together); taskiq would bring a stream mechanism plus a framework and
+more pin conflicts. What this store needs is a handful of Lua scripts over
+lists, hashes and sorted sets, each of them atomic
+(https://redis.io/docs/latest/develop/interact/programmability/eval-intro/).
 
 Data layout (``P`` is the prefix; every key starts with ``P:``)::
 
-    P:seen:<delivery id>   string  dedupe marker, SET NX EX (7 days)
-    P:d:<delivery id>      hash    k, ev, ac (absent for no action), body, at, eid
-                                   the pending delivery; eid = its stream entry
+    P:seen:<delivery id>   string  dedupe marker: when it expires (ms, store clock)
+    P:d:<delivery id>      hash    k, ev, ac (absent for no action), body, at,
+                                   ra/rb (ms: ready after the debounce window /
+                                   at the latest, from this delivery's accept)
     P:q:<job key>          list    delivery ids of the key, accept order
     P:pending              zset    delivery id -> received_at: depth and lag
-    P:stream               stream  work notices {k: job key[, d: delivery id]},
-                                   consumer group "workers"
-    P:meta:<job key>       hash    attempts, token, worker, anchor (entry id)
-    P:lease:<job key>      string  lease token, SET NX PX
-    P:delayed              zset    job key -> due time (ms, Redis clock) of a retry
+    P:meta:<job key>       hash    grp, attempts, due (ms, the debounce cap),
+                                   retry (ms), token, worker, was (ready time
+                                   when claimed) while leased
+    P:g:<group>            zset    job key -> ms it is ready at; while leased,
+                                   the lease's end (an expired lease is ready)
+    P:groups               zset    group -> turn; lowest is served first
+    P:turn                 string  turn counter (INCR)
     P:dead                 list    dead letters, JSON {key, delivery_ids, error,
                                    attempts, at}; kept until an operator trims it
     P:kv:<ns>:<key>        string  key/value documents, SET PX
 
-The stream holds only entries not yet settled: an entry is deleted (XDEL) as
-soon as it is acknowledged, so it needs no MAXLEN trimming. A dead letter keeps
-the key and the delivery ids (X-GitHub-Delivery GUIDs), not the bodies: the key
-says what to evaluate again, and GitHub's delivery log lists each GUID for
-redelivery while it keeps it (https://docs.github.com/rest/apps/webhooks).
+A dead letter keeps the key and the delivery ids (X-GitHub-Delivery GUIDs), not
+the bodies: the key says what to evaluate again, and GitHub's delivery log lists
+each GUID for redelivery while it keeps it (https://docs.github.com/rest/apps/webhooks).
 
 Flow:
 
-- ``accept`` is one script: SET NX EX on ``P:seen:<id>``
-  (https://redis.io/docs/latest/commands/set/), then XADD a notice
-  (https://redis.io/docs/latest/commands/xadd/), the delivery hash, RPUSH on
-  the key's list and ZADD to ``P:pending``. A script runs atomically
-  (https://redis.io/docs/latest/develop/interact/programmability/eval-intro/),
-  so the dedupe marker never exists without the queued delivery; if a write
-  inside fails anyway, the script deletes what it wrote, the marker included, so
-  GitHub's redelivery is not mistaken for a duplicate. An acknowledged write is
-  as durable as the server's ``appendonly``/``appendfsync`` settings make it
+- ``accept`` is one script: unless ``P:seen:<id>`` holds a time still ahead, it
+  writes the marker, the delivery hash, RPUSHes the id on the key's list and
+  ZADDs it to ``P:pending``; a new key enters its group's zset at the end of the
+  debounce window (a new group takes the next turn), an idle key's ready time
+  moves to the end of the new window, capped at ``due``. If a write inside
+  fails, the script deletes what it wrote, the marker included, so GitHub's
+  redelivery is not mistaken for a duplicate. An acknowledged write is as
+  durable as the server's ``appendonly``/``appendfsync`` settings make it
   (https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/):
   run with ``appendonly yes`` (``appendfsync everysec`` loses at most a second
   on power loss, ``always`` nothing).
-- ``claim`` is one script. It moves retries whose delay elapsed back into the
-  stream, then takes entries of dead readers with XAUTOCLAIM (idle longer than
-  the lease, https://redis.io/docs/latest/commands/xautoclaim/) and new ones
-  with XREADGROUP (https://redis.io/docs/latest/commands/xreadgroup/), one at
-  a time. For an entry's key it either takes the lease (SET NX PX with a fresh
-  token) and returns *every* delivery in ``P:q:<key>``, keeping the entry
-  pending in its own PEL as the lease's *anchor*; or, when the key is leased
-  elsewhere, waiting out a retry, or already drained, acknowledges and deletes
-  the entry (XACK, XDEL). That is safe because the holder re-reads
-  ``P:q:<key>`` when it completes, fails or releases and announces the key
-  again (XADD) if deliveries arrived meanwhile. The anchor of a live lease is
-  left pending, never deleted.
-- A worker that dies leaves its anchor pending and its lease expiring. The next
-  claim that XAUTOCLAIMs the anchor (or reads a newer entry of the key) finds
-  the lease gone but the old token still in ``P:meta``: that counts as a failed
-  attempt. ``extend`` renews the lease and XCLAIMs the anchor back
-  (https://redis.io/docs/latest/commands/xclaim/), resetting its idle time so a
-  live worker's anchor is not reclaimed.
-- ``complete``/``fail``/``release``/``extend`` are scripts that first compare
-  the token with ``P:meta:<key>`` (a plain DEL would let a worker whose lease
-  expired release its successor's lease).
-- ``close`` deletes the consumers this instance claimed as, when they hold no
-  pending entries (XGROUP DELCONSUMER,
-  https://redis.io/docs/latest/commands/xgroup-delconsumer/); otherwise the
-  group would collect one consumer per worker name forever.
+- ``claim`` is one script: it walks ``P:groups`` in turn order and takes the
+  first group whose lowest-scored key is due (ZRANGE ... 0 0 WITHSCORES, a
+  lookup per group, https://redis.io/docs/latest/commands/zrange/). Taking it
+  sets the score to the lease's end, records a fresh token in ``P:meta`` and
+  gives the group the next turn (round robin across repositories). A key whose
+  previous token is still in ``P:meta`` lost its holder: that counts as a
+  failed attempt.
+- ``complete``/``fail``/``release``/``extend``/``defer`` are scripts that first
+  compare the token with ``P:meta:<key>`` (a worker whose lease expired must not
+  touch its successor's) and then set the key's next score: the debounced time
+  of deliveries that arrived meanwhile, a retry's end, its old place, or a new
+  lease end.
 
-Time inside the scripts is the Redis server's (TIME), so workers on several
-hosts agree on lease and retry deadlines. Scripts compute key names from the
-prefix, so the store needs a standalone (or Sentinel-managed) Redis, not Redis
-Cluster.
+Time is the store's clock (``time.time`` unless injected), passed into each
+script as milliseconds; Redis-side expiry (PX) only collects garbage. Workers on
+several hosts must keep their clocks in sync, as NTP does far more tightly than a
+lease needs. Scripts compute key names from the prefix, so the store needs a
+standalone (or Sentinel-managed) Redis, not Redis Cluster. A prefix holding the
+earlier stream-based layout is converted by :data:`_UPGRADE` on first use.
 """
 
 from __future__ import annotations
@@ -80,7 +70,8 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -90,6 +81,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 
 from webhooks.store.base import (
+    DEBOUNCE_MAX_DELAY,
     DEDUPE_SECONDS,
     Batcher,
     DeadLetter,
@@ -99,130 +91,135 @@ from webhooks.store.base import (
     check_namespace,
 )
 
-GROUP = "workers"
-
-#: A claim script examines at most this many stream entries before handing
-#: control back (it never holds the server for long); the client calls again.
-_SCAN_BUDGET = 64
-_CLAIM_ROUNDS = 32
-
 #: Replies that mean "cannot write now", not "this store has a bug".
 _OUTAGE_REPLIES = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN")
 
-# Shared by the scripts below. KEYS[1] is always the stream; ARGV[1] the prefix,
-# ARGV[2] the group.
+# Shared by the scripts below. KEYS[1] is always P:pending, KEYS[2] P:groups;
+# ARGV[1] the prefix, ARGV[2] the store clock's now (ms).
 _PRELUDE = """
-local P, group, stream = ARGV[1], ARGV[2], KEYS[1]
+local P, now = ARGV[1], tonumber(ARGV[2])
+local pending, groups = KEYS[1], KEYS[2]
 local function args_from(first)
   local out = {}
   for i = first, #ARGV do out[#out + 1] = ARGV[i] end
   return out
 end
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function gkey(grp) return P .. ':g:' .. grp end
+-- a group served (or new) goes to the end of the rotation
+local function next_turn() return redis.call('INCR', P .. ':turn') end
+-- the ready time of a key's pending deliveries: after the last one's window,
+-- capped by the first one's limit; and that limit
+local function debounced(key)
+  local ra, rb = nil, nil
+  for _, id in ipairs(redis.call('LRANGE', P .. ':q:' .. key, 0, -1)) do
+    local d = redis.call('HMGET', P .. ':d:' .. id, 'ra', 'rb')
+    if d[1] then
+      local a, b = tonumber(d[1]), tonumber(d[2])
+      if not ra or a > ra then ra = a end
+      if not rb or b < rb then rb = b end
+    end
+  end
+  if not ra then return nil, nil end
+  return math.min(ra, rb), rb
 end
--- an entry that carries no work of its own: acknowledge and delete it
-local function settle(eid)
-  redis.call('XACK', stream, group, eid)
-  redis.call('XDEL', stream, eid)
-end
--- remove delivered ids from the key's queue and from the stream
 local function drop(key, ids)
   local q = P .. ':q:' .. key
   for _, id in ipairs(ids) do
-    local d = P .. ':d:' .. id
-    local eid = redis.call('HGET', d, 'eid')
-    if eid then settle(eid) end
-    redis.call('DEL', d)
+    redis.call('DEL', P .. ':d:' .. id)
     redis.call('LREM', q, 1, id)
-    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', pending, id)
   end
 end
--- end the current lease; announce the key again if deliveries are left
-local function finish(key, meta, announce)
-  local anchor = redis.call('HGET', meta, 'anchor')
-  if anchor then settle(anchor) end
-  redis.call('DEL', P .. ':lease:' .. key)
-  redis.call('HDEL', meta, 'token', 'worker', 'anchor')
-  if redis.call('LLEN', P .. ':q:' .. key) == 0 then
-    redis.call('DEL', meta)
-  elseif announce then
-    redis.call('XADD', stream, '*', 'k', key)
-  end
+-- a key without deliveries leaves its group, a group without keys the rotation
+local function forget(key, grp)
+  redis.call('DEL', P .. ':meta:' .. key, P .. ':q:' .. key)
+  redis.call('ZREM', gkey(grp), key)
+  if redis.call('ZCARD', gkey(grp)) == 0 then redis.call('ZREM', groups, grp) end
+end
+-- the lease ends with the work done: queue what arrived meanwhile, debounced
+local function requeue(key, meta, grp)
+  local ready, due = debounced(key)
+  if not ready then forget(key, grp) return end
+  redis.call('HDEL', meta, 'token', 'worker', 'was')
+  redis.call('HSET', meta, 'attempts', 0, 'due', due, 'retry', 0)
+  redis.call('ZADD', gkey(grp), ready, key)
+end
+-- the lease ends; the key is ready again at ready (a retry or a deferral)
+local function wait(key, meta, grp, ready, attempts)
+  redis.call('HDEL', meta, 'token', 'worker', 'was')
+  redis.call('HSET', meta, 'attempts', attempts, 'retry', ready)
+  redis.call('ZADD', gkey(grp), ready, key)
 end
 """
 
-# KEYS: stream, pending, seen marker, delivery hash, key queue
-# ARGV: prefix, group, dedupe seconds, key, id, event, has action, action, body, received_at
+# KEYS: pending, groups, seen marker, delivery hash, key queue, key meta, group zset
+# ARGV: prefix, now, dedupe ms, key, id, event, has action, action, body,
+#       received_at, ready after, ready by, group, debounce on ('1'/'0')
 _ACCEPT = """
+local seen = redis.call('GET', KEYS[3])
+-- '1': a marker of the earlier layout, whose own expiry is still running
+if seen and (seen == '1' or tonumber(seen) > now) then return 0 end
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 0 end
-local eid = false
+local key, id, grp = ARGV[4], ARGV[5], ARGV[13]
+local ra, rb = tonumber(ARGV[11]), tonumber(ARGV[12])
 local ok, err = pcall(function()
-  eid = redis.call('XADD', stream, '*', 'k', ARGV[4], 'd', ARGV[5])
-  local fields = {'k', ARGV[4], 'ev', ARGV[6], 'body', ARGV[9], 'at', ARGV[10], 'eid', eid}
+  local dedupe = tonumber(ARGV[3])
+  redis.call('SET', KEYS[3], now + dedupe, 'PX', dedupe)
+  local fields = {'k', key, 'ev', ARGV[6], 'body', ARGV[9], 'at', ARGV[10], 'ra', ra, 'rb', rb}
   if ARGV[7] == '1' then
     table.insert(fields, 'ac')
     table.insert(fields, ARGV[8])
   end
   redis.call('HSET', KEYS[4], unpack(fields))
-  redis.call('RPUSH', KEYS[5], ARGV[5])
-  redis.call('ZADD', KEYS[2], ARGV[10], ARGV[5])
+  redis.call('RPUSH', KEYS[5], id)
+  redis.call('ZADD', pending, ARGV[10], id)
 end)
 if not ok then
   -- undo, marker first: a redelivery must not look like a duplicate
   pcall(redis.call, 'DEL', KEYS[3])
-  if eid then pcall(redis.call, 'XDEL', stream, eid) end
   pcall(redis.call, 'DEL', KEYS[4])
-  pcall(redis.call, 'LREM', KEYS[5], 0, ARGV[5])
-  pcall(redis.call, 'ZREM', KEYS[2], ARGV[5])
+  pcall(redis.call, 'LREM', KEYS[5], 0, id)
+  pcall(redis.call, 'ZREM', pending, id)
   return redis.error_reply(type(err) == 'table' and err.err or tostring(err))
+end
+local current = redis.call('ZSCORE', KEYS[7], key)
+if not current then
+  redis.call('HSET', KEYS[6], 'grp', grp, 'due', rb)
+  redis.call('ZADD', KEYS[7], ra, key)
+  if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
+elseif ARGV[14] == '1' then
+  local m = redis.call('HMGET', KEYS[6], 'token', 'due', 'retry')
+  if not m[1] then  -- idle: wait for the end of the new window, within the cap
+    local ready = math.max(tonumber(current), math.min(ra, tonumber(m[2] or rb)),
+                           tonumber(m[3] or '0'))
+    redis.call('ZADD', KEYS[7], ready, key)
+  end
 end
 return 1
 """
 
-# KEYS: stream, pending, delayed
-# ARGV: prefix, group, consumer, token, lease ms, scan budget
-# Returns a job {key, attempts, id, event, action, body, at, ...}, nil when
-# nothing is ready, or 0 when the budget ran out before deciding.
+# KEYS: pending, groups   ARGV: prefix, now, consumer, token, lease ms
+# Returns a job {key, attempts, id, event, action, body, at, ...} or nil.
 _CLAIM = """
-local consumer, token, lease_ms = ARGV[3], ARGV[4], tonumber(ARGV[5])
-local budget = tonumber(ARGV[6])
-local delayed = KEYS[3]
-local now = now_ms()
+local consumer, token = ARGV[3], ARGV[4]
+local lease_until = now + tonumber(ARGV[5])
 
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)) do
-  redis.call('ZREM', delayed, key)
-  redis.call('XADD', stream, '*', 'k', key)
-end
-
-local function take(eid, raw)
-  local key = nil
-  for i = 1, #raw, 2 do
-    if raw[i] == 'k' then key = raw[i + 1] end
-  end
-  if not key then settle(eid) return nil end
+local function take(key, grp, score)
   local meta = P .. ':meta:' .. key
-  if redis.call('EXISTS', P .. ':lease:' .. key) == 1 then
-    -- the live lease's anchor stays pending: it recovers the key if the holder dies
-    if redis.call('HGET', meta, 'anchor') ~= eid then settle(eid) end
-    return nil
-  end
-  if redis.call('ZSCORE', delayed, key) then settle(eid) return nil end
   local q = P .. ':q:' .. key
   local ids = redis.call('LRANGE', q, 0, -1)
-  if #ids == 0 then
-    settle(eid)
-    redis.call('DEL', meta)
-    return nil
+  if #ids == 0 then forget(key, grp) return nil end
+  local prev = redis.call('HMGET', meta, 'token', 'attempts')
+  local attempts = tonumber(prev[2] or '0')
+  redis.call('HDEL', meta, 'was')
+  if prev[1] then
+    attempts = attempts + 1  -- the previous lease expired under its holder
+  else
+    redis.call('HSET', meta, 'was', score)
   end
-  local prev = redis.call('HMGET', meta, 'token', 'anchor', 'attempts')
-  local attempts = tonumber(prev[3] or '0')
-  if prev[1] then attempts = attempts + 1 end  -- the previous lease expired under its holder
-  if prev[2] and prev[2] ~= eid then settle(prev[2]) end
-  redis.call('SET', P .. ':lease:' .. key, token, 'NX', 'PX', lease_ms)
-  redis.call('HSET', meta, 'attempts', attempts, 'token', token, 'worker', consumer, 'anchor', eid)
+  redis.call('HSET', meta, 'attempts', attempts, 'token', token, 'worker', consumer, 'retry', 0)
+  redis.call('ZADD', gkey(grp), lease_until, key)
+  redis.call('ZADD', groups, next_turn(), grp)
   local job = {key, attempts}
   for _, id in ipairs(ids) do
     local d = redis.call('HMGET', P .. ':d:' .. id, 'ev', 'ac', 'body', 'at')
@@ -234,106 +231,133 @@ local function take(eid, raw)
       table.insert(job, d[4])
     else
       redis.call('LREM', q, 0, id)
-      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZREM', pending, id)
     end
   end
   return job
 end
 
-local scanned = 0
-local cursor = '0-0'
-repeat
-  local r = redis.call('XAUTOCLAIM', stream, group, consumer, lease_ms, cursor, 'COUNT', 1)
-  cursor = r[1]
-  for _, entry in ipairs(r[2]) do
-    local job = take(entry[1], entry[2])
+-- a snapshot: take() may remove an emptied group from the rotation
+for _, grp in ipairs(redis.call('ZRANGE', groups, 0, -1)) do
+  while true do
+    local head = redis.call('ZRANGE', gkey(grp), 0, 0, 'WITHSCORES')
+    if #head == 0 then
+      redis.call('ZREM', groups, grp)
+      break
+    end
+    if tonumber(head[2]) > now then break end
+    local job = take(head[1], grp, head[2])
     if job then return job end
-    scanned = scanned + 1
   end
-  if scanned >= budget then return 0 end
-until cursor == '0-0'
-
-while scanned < budget do
-  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', 1, 'STREAMS', stream, '>')
-  if not r then return nil end
-  local entry = r[1][2][1]
-  local job = take(entry[1], entry[2])
-  if job then return job end
-  scanned = scanned + 1
 end
-return 0
+return nil
 """
 
-# KEYS: stream, pending   ARGV: prefix, group, key, token, delivery ids...
+# KEYS: pending, groups   ARGV: prefix, now, key, token, delivery ids...
 _COMPLETE = """
 local key, token = ARGV[3], ARGV[4]
 local meta = P .. ':meta:' .. key
-if redis.call('HGET', meta, 'token') ~= token then return 0 end
+local m = redis.call('HMGET', meta, 'token', 'grp')
+if m[1] ~= token then return 0 end
 drop(key, args_from(5))
-redis.call('HSET', meta, 'attempts', 0)
-finish(key, meta, true)
+requeue(key, meta, m[2])
 return 1
 """
 
-# KEYS: stream, pending, delayed, dead
-# ARGV: prefix, group, key, token, retry ms, max attempts, error, delivery ids...
+# KEYS: pending, groups
+# ARGV: prefix, now, key, token, retry ms, max attempts, error, delivery ids...
 # Returns 0 (stale token), 1 (retry scheduled) or the dead letter's JSON.
 _FAIL = """
 local key, token = ARGV[3], ARGV[4]
 local meta = P .. ':meta:' .. key
-if redis.call('HGET', meta, 'token') ~= token then return 0 end
-local attempts = tonumber(redis.call('HGET', meta, 'attempts') or '0') + 1
-local now = now_ms()
+local m = redis.call('HMGET', meta, 'token', 'grp', 'attempts')
+if m[1] ~= token then return 0 end
+local attempts = tonumber(m[3] or '0') + 1
 if attempts < tonumber(ARGV[6]) then
-  redis.call('HSET', meta, 'attempts', attempts)
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), key)
-  finish(key, meta, false)
+  wait(key, meta, m[2], now + tonumber(ARGV[5]), attempts)
   return 1
 end
 local ids = args_from(8)
 drop(key, ids)
 local letter = cjson.encode({key = key, delivery_ids = ids, error = ARGV[7],
                              attempts = attempts, at = now / 1000})
-redis.call('RPUSH', KEYS[4], letter)
+redis.call('RPUSH', P .. ':dead', letter)
 -- deliveries that arrived meanwhile get a fresh start (a new push may fix it)
-redis.call('HSET', meta, 'attempts', 0)
-finish(key, meta, true)
+requeue(key, meta, m[2])
 return letter
 """
 
-# KEYS: stream, pending   ARGV: prefix, group, key, token
+# KEYS: pending, groups   ARGV: prefix, now, key, token
 _RELEASE = """
 local key, token = ARGV[3], ARGV[4]
 local meta = P .. ':meta:' .. key
-if redis.call('HGET', meta, 'token') ~= token then return 0 end
-finish(key, meta, true)
+local m = redis.call('HMGET', meta, 'token', 'grp', 'was')
+if m[1] ~= token then return 0 end
+redis.call('HDEL', meta, 'token', 'worker', 'was')
+redis.call('ZADD', gkey(m[2]), m[3] or now, key)  -- back to its place in line
 return 1
 """
 
-# KEYS: stream, pending   ARGV: prefix, group, key, token, lease ms
+# KEYS: pending, groups   ARGV: prefix, now, key, token, until ms
+_DEFER = """
+local key, token = ARGV[3], ARGV[4]
+local meta = P .. ':meta:' .. key
+local m = redis.call('HMGET', meta, 'token', 'grp', 'attempts')
+if m[1] ~= token then return 0 end
+wait(key, meta, m[2], tonumber(ARGV[5]), tonumber(m[3] or '0'))
+return 1
+"""
+
+# KEYS: pending, groups   ARGV: prefix, now, key, token, lease ms
 _EXTEND = """
 local key, token = ARGV[3], ARGV[4]
 local meta = P .. ':meta:' .. key
-if redis.call('HGET', meta, 'token') ~= token then return 0 end
-redis.call('SET', P .. ':lease:' .. key, token, 'PX', tonumber(ARGV[5]))
-local held = redis.call('HMGET', meta, 'anchor', 'worker')
-if held[1] and held[2] then
-  -- resets the anchor's idle time, so XAUTOCLAIM leaves it to its live holder
-  redis.call('XCLAIM', stream, group, held[2], 0, held[1], 'JUSTID')
-end
+local m = redis.call('HMGET', meta, 'token', 'grp')
+if m[1] ~= token then return 0 end
+redis.call('ZADD', gkey(m[2]), 'XX', now + tonumber(ARGV[5]), key)
 return 1
 """
 
-# KEYS: stream, pending   ARGV: prefix, group, consumer names...
-# Consumers live in the group until deleted; drop the idle ones this instance
-# used. One with pending entries keeps them: they may anchor leases.
-_FORGET = """
-for _, consumer in ipairs(args_from(3)) do
-  if #redis.call('XPENDING', stream, group, '-', '+', 1, consumer) == 0 then
-    redis.call('XGROUP', 'DELCONSUMER', stream, group, consumer)
+# KEYS: pending, groups   ARGV: prefix, now
+# The earlier layout announced keys in a stream (P:stream) and kept retries in
+# P:delayed: queue every key they name in its group, then drop both.
+_UPGRADE = """
+if redis.call('EXISTS', P .. ':stream', P .. ':delayed') == 0 then return 0 end
+local function group_of(key)
+  local kind, rest = string.match(key, '^([^:]*):(.*)$')
+  if not kind or kind == 'install' then return key end
+  local grp = string.match(rest, '^[^#@]*')
+  if grp == '' then return key end
+  return grp
+end
+local order, due = {}, {}
+local function note(key, at)
+  if not due[key] then order[#order + 1] = key end
+  due[key] = at
+end
+for _, entry in ipairs(redis.call('XRANGE', P .. ':stream', '-', '+')) do
+  local raw = entry[2]
+  for i = 1, #raw, 2 do
+    if raw[i] == 'k' then note(raw[i + 1], now) end
   end
 end
-return 1
+local delayed = redis.call('ZRANGE', P .. ':delayed', 0, -1, 'WITHSCORES')
+for i = 1, #delayed, 2 do note(delayed[i], tonumber(delayed[i + 1])) end
+local moved = 0
+for _, key in ipairs(order) do
+  local at = due[key]
+  local meta = P .. ':meta:' .. key
+  if redis.call('LLEN', P .. ':q:' .. key) > 0 and not redis.call('HGET', meta, 'grp') then
+    local grp = group_of(key)
+    redis.call('HDEL', meta, 'anchor')
+    redis.call('HSET', meta, 'grp', grp, 'due', at, 'retry', at)
+    redis.call('ZADD', gkey(grp), at, key)
+    if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
+    moved = moved + 1
+  end
+end
+redis.call('DEL', P .. ':stream', P .. ':delayed')
+return moved
 """
 
 
@@ -357,27 +381,57 @@ def _letter(raw: bytes | str) -> DeadLetter:
     )
 
 
+# Take the lock when free, run out, or already ours (renewing it). The holder's
+# deadline is the store's clock, like leases; PX only collects the key later.
+# KEYS: lock  ARGV: owner, now ms, ttl ms
+_LOCK = """
+local holder = redis.call('HMGET', KEYS[1], 'owner', 'until')
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+if holder[1] and holder[1] ~= ARGV[1] and tonumber(holder[2]) > now then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'until', now + ttl)
+redis.call('PEXPIRE', KEYS[1], ttl + 60000)
+return 1
+"""
+# Drop the lock only if it is still ours.  KEYS: lock  ARGV: owner
+_UNLOCK = """
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
 class RedisStore:
     """:class:`webhooks.store.base.Store` on Redis; create with :meth:`open`."""
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        clock: Callable[[], float] = time.time,
+        debounce_seconds: float = 0.0,
+        max_delay: float = DEBOUNCE_MAX_DELAY,
+    ) -> None:
+        if debounce_seconds < 0 or max_delay < 0:
+            raise ValueError("debounce_seconds and max_delay must not be negative")
         self._client = client
         self._prefix = prefix
-        self._stream = f"{prefix}:stream"
+        self._clock = clock
+        self._debounce_ms = round(debounce_seconds * 1000)
+        self._max_delay_ms = max(round(max_delay * 1000), self._debounce_ms)
         self._pending = f"{prefix}:pending"
-        self._delayed = f"{prefix}:delayed"
+        self._groups = f"{prefix}:groups"
         self._dead = f"{prefix}:dead"
-        self._group_ready = False
+        self._upgraded = False
         self._closed = False
         self._accept = self._script(_ACCEPT)
         self._claim = self._script(_CLAIM)
         self._complete = self._script(_COMPLETE)
         self._fail = self._script(_FAIL)
         self._release = self._script(_RELEASE)
+        self._defer = self._script(_DEFER)
         self._extend = self._script(_EXTEND)
-        self._forget = self._script(_FORGET)
+        self._upgrade = self._script(_UPGRADE)
         self._accepts: Batcher[Delivery, bool] = Batcher(self._accept_many)
-        self._consumers: set[str] = set()
 
     @classmethod
     def open(
@@ -387,6 +441,9 @@ class RedisStore:
         prefix: str,
         connect_timeout: float = 0.5,
         socket_timeout: float = 2.0,
+        clock: Callable[[], float] = time.time,
+        debounce_seconds: float = 0.0,
+        max_delay: float = DEBOUNCE_MAX_DELAY,
     ) -> RedisStore:
         """A store for ``url``; connects lazily, so a Redis that is down only makes calls fail.
 
@@ -400,7 +457,16 @@ class RedisStore:
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
             decode_responses=False,
         )
-        return cls(client, prefix=prefix)
+        return cls(
+            client,
+            prefix=prefix,
+            clock=clock,
+            debounce_seconds=debounce_seconds,
+            max_delay=max_delay,
+        )
+
+    def _now_ms(self) -> int:
+        return round(self._clock() * 1000)
 
     def _script(self, body: str) -> AsyncScript:
         # EVALSHA with a fallback to SCRIPT LOAD (https://redis.io/docs/latest/commands/evalsha/)
@@ -419,32 +485,18 @@ class RedisStore:
                 raise StoreUnavailable(f"redis: {error}") from error
             raise
 
-    async def _ensure_group(self) -> None:
-        if self._group_ready:
-            return
-        try:
-            # id 0: entries added before the group existed are work too
-            # (https://redis.io/docs/latest/commands/xgroup-create/)
-            await self._client.xgroup_create(self._stream, GROUP, id="0", mkstream=True)
-        except redis_errors.ResponseError as error:
-            if not str(error).startswith("BUSYGROUP"):
-                raise
-        self._group_ready = True
+    async def _ensure_upgraded(self) -> None:
+        """Convert a queue of the earlier layout once per instance (a no-op after)."""
+        if not self._upgraded:
+            keys = [self._pending, self._groups]
+            await self._upgrade(keys=keys, args=[self._prefix, self._now_ms()])
+            self._upgraded = True
 
-    async def _run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        all_keys = [self._stream, self._pending, *keys]
-        all_args = [self._prefix, GROUP, *args]
+    async def _run(self, script: AsyncScript, args: Sequence[Any]) -> Any:
+        keys = [self._pending, self._groups]
         async with self._guard():
-            await self._ensure_group()
-            try:
-                return await script(keys=all_keys, args=all_args)
-            except redis_errors.ResponseError as error:
-                if "NOGROUP" not in str(error):
-                    raise
-            # Someone deleted the stream (FLUSHDB, a cleanup): recreate the group once.
-            self._group_ready = False
-            await self._ensure_group()
-            return await script(keys=all_keys, args=all_args)
+            await self._ensure_upgraded()
+            return await script(keys=keys, args=[self._prefix, self._now_ms(), *args])
 
     # -- Store ------------------------------------------------------------------------
 
@@ -452,20 +504,23 @@ class RedisStore:
         # Accepts of one loop iteration share a pipeline: one write, one read.
         return await self._accepts.submit(delivery)
 
-    def _accept_call(self, delivery: Delivery) -> list[Any]:
+    def _accept_call(self, delivery: Delivery, *, now: int) -> list[Any]:
         """EVALSHA arguments after the SHA: numkeys, keys, args."""
         p = self._prefix
+        group = delivery.group
         keys = [
-            self._stream,
             self._pending,
+            self._groups,
             f"{p}:seen:{delivery.id}",
             f"{p}:d:{delivery.id}",
             f"{p}:q:{delivery.key}",
+            f"{p}:meta:{delivery.key}",
+            f"{p}:g:{group}",
         ]
         args = [
             p,
-            GROUP,
-            DEDUPE_SECONDS,
+            now,
+            DEDUPE_SECONDS * 1000,
             delivery.key,
             delivery.id,
             delivery.event,
@@ -473,17 +528,23 @@ class RedisStore:
             delivery.action or "",
             delivery.body,
             repr(float(delivery.received_at)),
+            now + self._debounce_ms,
+            now + self._max_delay_ms if self._debounce_ms else now,
+            group,
+            "1" if self._debounce_ms else "0",
         ]
         return [len(keys), *keys, *args]
 
     async def _accept_many(self, deliveries: list[Delivery]) -> list[bool | BaseException]:
-        # no group needed: XADD works without one, and claim creates it
         results: list[bool | BaseException | None] = [None] * len(deliveries)
         todo = list(range(len(deliveries)))
+        async with self._guard():
+            await self._ensure_upgraded()
         for _ in range(2):  # a second round after reloading a flushed script
+            now = self._now_ms()
             async with self._guard(), self._client.pipeline(transaction=False) as pipe:
                 for i in todo:
-                    pipe.evalsha(self._accept.sha, *self._accept_call(deliveries[i]))
+                    pipe.evalsha(self._accept.sha, *self._accept_call(deliveries[i], now=now))
                 replies = await pipe.execute(raise_on_error=False)
             missing = []
             for i, reply in zip(todo, replies, strict=True):
@@ -511,16 +572,8 @@ class RedisStore:
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
         token = secrets.token_hex(16)
-        self._consumers.add(worker)
-        for _ in range(_CLAIM_ROUNDS):
-            reply = await self._run(
-                self._claim, [self._delayed], [worker, token, _ms(lease_seconds), _SCAN_BUDGET]
-            )
-            if reply is None:
-                return None
-            if isinstance(reply, list):
-                return self._job(reply, token=token)
-        return None  # a backlog of stale notices; the next claim continues
+        reply = await self._run(self._claim, [worker, token, _ms(lease_seconds)])
+        return None if reply is None else self._job(reply, token=token)
 
     @staticmethod
     def _job(reply: list[Any], *, token: str) -> Job:
@@ -541,14 +594,13 @@ class RedisStore:
         return Job(key=key, deliveries=tuple(deliveries), attempts=int(reply[1]), token=token)
 
     async def complete(self, job: Job) -> None:
-        await self._run(self._complete, [], [job.key, job.token, *job.delivery_ids])
+        await self._run(self._complete, [job.key, job.token, *job.delivery_ids])
 
     async def fail(
         self, job: Job, *, error: str, retry_in: float, max_attempts: int
     ) -> DeadLetter | None:
         reply = await self._run(
             self._fail,
-            [self._delayed, self._dead],
             [
                 job.key,
                 job.token,
@@ -563,10 +615,13 @@ class RedisStore:
         return None
 
     async def release(self, job: Job) -> None:
-        await self._run(self._release, [], [job.key, job.token])
+        await self._run(self._release, [job.key, job.token])
+
+    async def defer(self, job: Job, *, until: float) -> None:
+        await self._run(self._defer, [job.key, job.token, round(until * 1000)])
 
     async def extend(self, job: Job, *, lease_seconds: float) -> bool:
-        reply = await self._run(self._extend, [], [job.key, job.token, _ms(lease_seconds)])
+        reply = await self._run(self._extend, [job.key, job.token, _ms(lease_seconds)])
         return int(reply) == 1
 
     async def dead_letters(self) -> list[DeadLetter]:
@@ -578,7 +633,9 @@ class RedisStore:
         async with self._guard():
             return int(await self._client.zcard(self._pending))
 
-    async def lag(self, *, now: float) -> float:
+    async def lag(self, *, now: float | None = None) -> float:
+        if now is None:
+            now = self._clock()
         async with self._guard():
             oldest = await self._client.zrange(self._pending, 0, 0, withscores=True)
         if not oldest:
@@ -604,6 +661,17 @@ class RedisStore:
             return None
         return value.encode() if isinstance(value, str) else bytes(value)
 
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        key = f"{self._prefix}:lock:{name}"
+        async with self._guard():
+            answer = await self._client.eval(_LOCK, 1, key, owner, self._now_ms(), _ms(ttl))
+        return bool(answer)
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        key = f"{self._prefix}:lock:{name}"
+        async with self._guard():
+            await self._client.eval(_UNLOCK, 1, key, owner)
+
     async def ping(self) -> None:
         async with self._guard():
             await self._client.ping()
@@ -611,9 +679,5 @@ class RedisStore:
     async def close(self) -> None:
         if self._closed:
             return
-        if self._consumers and self._group_ready:
-            # best effort: a Redis that is down keeps them, which costs a little memory
-            with contextlib.suppress(StoreUnavailable, redis_errors.RedisError):
-                await self._run(self._forget, [], sorted(self._consumers))
         self._closed = True
         await self._client.aclose()

@@ -26,23 +26,37 @@ Layout::
 
     seen(id PK, expires)           delivery ids of the dedupe window
     delivery(seq PK, id, key, event, action, body, received_at,
-             accepted_at, dedupe_until)
-                                   pending deliveries, seq = accept order
-    job_key(key PK, ready_at, first_seq, attempts, token, worker, lease_until)
+             accepted_at, dedupe_until, grp, ready_after, ready_by)
+                                   pending deliveries, seq = accept order;
+                                   ready_after/ready_by = accepted_at plus the
+                                   debounce window / its cap
+    job_key(key PK, grp, ready_at, first_seq, attempts, token, worker,
+            lease_until, due_at, retry_at, was_ready)
                                    one row per key with pending deliveries;
-                                   token/lease_until set while leased, ready_at
-                                   in the future while waiting out a retry
+                                   ready_at is when it can be claimed: the
+                                   debounced time, a retry's or deferral's end
+                                   (retry_at), or while leased the lease's end
+                                   (so an expired lease makes it claimable)
+    job_group(grp PK, last_claim)  groups (repositories) with keys; last_claim
+                                   is a turn counter: a claim or a new group
+                                   takes the next number, the lowest is served
+                                   first (round robin)
     dead_letter(seq PK, key, delivery_ids JSON, error, attempts, at)
     kv(namespace, key, value, expires)
                                    small documents, PK (namespace, key)
 
 ``accept`` is one INSERT into ``delivery``; triggers drop it when the id is in
-``seen`` and otherwise record the id and make a new key ready. ``seen`` alone
+``seen`` and otherwise record the id, make a new key (and group) known and push
+an idle key's ready time to the end of the debounce window. ``seen`` alone
 guards against duplicates: a second index on random delivery ids would cost
 every insert another random B-tree page (a quarter of the accept's CPU). A
 delivery still pending after the whole dedupe window could thus be queued
-twice, which does no harm: the job re-reads GitHub once for both copies. All
-times are this host's clock (``time.time()``).
+twice, which does no harm: the job re-reads GitHub once for both copies.
+
+Claim walks the groups by ``last_claim`` and takes the first one's oldest ready
+key through the index ``(grp, ready_at, first_seq)``: a lookup per group, never
+a scan of the keys. All queue times come from the store's clock (``time.time()``
+unless one is injected); key/value expiry is wall-clock time.
 """
 
 from __future__ import annotations
@@ -63,6 +77,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from webhooks.store.base import (
+    DEBOUNCE_MAX_DELAY,
     DEDUPE_SECONDS,
     Batcher,
     DeadLetter,
@@ -70,6 +85,7 @@ from webhooks.store.base import (
     Job,
     StoreUnavailable,
     check_namespace,
+    group_of,
 )
 
 _log = logging.getLogger(__name__)
@@ -87,8 +103,12 @@ _ROWS_PER_INSERT = 500
 #: Expired dedupe ids and key/value rows are deleted at most this often.
 _PRUNE_EVERY = 60.0
 
+#: ``PRAGMA user_version`` of the current layout; 0 or 1 is the layout before
+#: debouncing and fairness, upgraded in place by :func:`_migrate`.
+_VERSION = 2
+
 # One statement per item: triggers need their inner semicolons.
-_SCHEMA = (
+_TABLES = (
     """CREATE TABLE IF NOT EXISTS seen (
         id TEXT PRIMARY KEY,
         expires REAL NOT NULL
@@ -103,7 +123,10 @@ _SCHEMA = (
         body BLOB NOT NULL,
         received_at REAL NOT NULL,
         accepted_at REAL NOT NULL,
-        dedupe_until REAL NOT NULL
+        dedupe_until REAL NOT NULL,
+        grp TEXT NOT NULL DEFAULT '',
+        ready_after REAL NOT NULL DEFAULT 0,
+        ready_by REAL NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS delivery_key ON delivery (key, seq)",
     "CREATE INDEX IF NOT EXISTS delivery_received ON delivery (received_at)",
@@ -114,9 +137,16 @@ _SCHEMA = (
         attempts INTEGER NOT NULL DEFAULT 0,
         token TEXT,
         worker TEXT,
-        lease_until REAL
+        lease_until REAL,
+        grp TEXT NOT NULL DEFAULT '',
+        due_at REAL NOT NULL DEFAULT 0,
+        retry_at REAL NOT NULL DEFAULT 0,
+        was_ready REAL
     ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS job_key_ready ON job_key (ready_at, first_seq)",
+    """CREATE TABLE IF NOT EXISTS job_group (
+        grp TEXT PRIMARY KEY,
+        last_claim REAL NOT NULL
+    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS dead_letter (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL,
@@ -125,6 +155,9 @@ _SCHEMA = (
         attempts INTEGER NOT NULL,
         at REAL NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS lock (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS kv (
         namespace TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -132,6 +165,13 @@ _SCHEMA = (
         expires REAL,
         PRIMARY KEY (namespace, key)
     ) WITHOUT ROWID""",
+)
+
+#: Indexes and triggers over the current columns (created after any migration).
+_LOGIC = (
+    "CREATE INDEX IF NOT EXISTS job_key_ready ON job_key (ready_at, first_seq)",
+    "CREATE INDEX IF NOT EXISTS job_key_fair ON job_key (grp, ready_at, first_seq)",
+    "CREATE INDEX IF NOT EXISTS job_group_turn ON job_group (last_claim, grp)",
     # accept is a single INSERT into delivery (each statement is a GIL hand-off
     # between the SQLite thread and the event loop); these triggers do the rest.
     # A delivery id seen within the dedupe window is silently not inserted
@@ -141,25 +181,83 @@ _SCHEMA = (
     BEGIN
         SELECT RAISE(IGNORE);
     END""",
-    # Remember the id; a new key is ready now, an existing one keeps its place,
-    # lease and retry delay.
-    """CREATE TRIGGER IF NOT EXISTS delivery_accepted AFTER INSERT ON delivery
+    # Remember the id. A new key is ready at the end of its debounce window; a new
+    # group joins the end of the rotation, as a group just served does. An idle
+    # key with a debounce window moves its ready time to the end of the new window,
+    # capped at its first pending delivery's ready_by, never before a retry's end
+    # (upsert: https://www.sqlite.org/lang_upsert.html). A leased key is left
+    # alone: complete/fail/release set its next ready time.
+    """CREATE TRIGGER IF NOT EXISTS delivery_queued AFTER INSERT ON delivery
     BEGIN
         DELETE FROM seen WHERE id = NEW.id;
         INSERT INTO seen (id, expires) VALUES (NEW.id, NEW.dedupe_until);
-        INSERT INTO job_key (key, ready_at, first_seq)
-            SELECT NEW.key, NEW.accepted_at, NEW.seq
-            WHERE NOT EXISTS (SELECT 1 FROM job_key WHERE key = NEW.key);
+        INSERT INTO job_group (grp, last_claim)
+            SELECT NEW.grp, (SELECT COALESCE(MAX(last_claim), 0) + 1 FROM job_group)
+            WHERE NOT EXISTS (SELECT 1 FROM job_group WHERE grp = NEW.grp);
+        INSERT INTO job_key (key, grp, ready_at, first_seq, due_at)
+            VALUES (NEW.key, NEW.grp, NEW.ready_after, NEW.seq, NEW.ready_by)
+            ON CONFLICT (key) DO UPDATE SET ready_at = MAX(
+                job_key.ready_at, MIN(excluded.ready_at, job_key.due_at), job_key.retry_at)
+            WHERE job_key.token IS NULL AND NEW.ready_after > NEW.accepted_at;
     END""",
 )
 
-
-#: The oldest ready key: not waiting out a retry, not under a live lease.
-_READY = (
-    "SELECT key, attempts, token FROM job_key"
-    " WHERE ready_at <= ? AND (token IS NULL OR lease_until <= ?)"
-    " ORDER BY ready_at, first_seq LIMIT 1"
+#: Layout 1 -> 2: the columns debouncing and fairness need. Old rows get the
+#: neutral values: ready as before (ready_after = ready_by = accepted_at).
+_MIGRATE_1_TO_2 = (
+    "DROP TRIGGER IF EXISTS delivery_accepted",
+    "ALTER TABLE delivery ADD COLUMN grp TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE delivery ADD COLUMN ready_after REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE delivery ADD COLUMN ready_by REAL NOT NULL DEFAULT 0",
+    "UPDATE delivery SET ready_after = accepted_at, ready_by = accepted_at",
+    "ALTER TABLE job_key ADD COLUMN grp TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE job_key ADD COLUMN due_at REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE job_key ADD COLUMN retry_at REAL NOT NULL DEFAULT 0",
+    "ALTER TABLE job_key ADD COLUMN was_ready REAL",
+    "UPDATE job_key SET retry_at = ready_at",
 )
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database of an earlier layout to :data:`_VERSION` (inside BEGIN IMMEDIATE)."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version >= _VERSION:
+        return
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(job_key)")}
+    if "grp" not in columns:  # a database of layout 1 (a new one has every column)
+        for statement in _MIGRATE_1_TO_2:
+            conn.execute(statement)
+        keys = [key for (key,) in conn.execute("SELECT key FROM job_key")]
+        conn.executemany(
+            "UPDATE job_key SET grp = ? WHERE key = ?", [(group_of(key), key) for key in keys]
+        )
+        conn.executemany(
+            "UPDATE delivery SET grp = ? WHERE key = ?", [(group_of(key), key) for key in keys]
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO job_group (grp, last_claim) VALUES (?, 0)",
+            [(group_of(key),) for key in keys],
+        )
+    conn.execute(f"PRAGMA user_version = {_VERSION}")
+
+
+#: Anything ready at all? (the index on ready_at; no write lock needed to ask)
+_ANY_READY = "SELECT 1 FROM job_key WHERE ready_at <= ? LIMIT 1"
+
+#: The fair choice: groups in turn (least recently claimed first), each offering
+#: its oldest ready key; the first group that has one wins. An expired lease has
+#: ready_at = its end, so it is claimable like any other ready key.
+_FAIR = """
+SELECT k.key, k.attempts, k.token, k.ready_at, k.grp
+FROM job_group AS g
+JOIN job_key AS k ON k.key = (
+    SELECT key FROM job_key
+    WHERE grp = g.grp AND ready_at <= ?
+    ORDER BY ready_at, first_seq LIMIT 1
+)
+ORDER BY g.last_claim, g.grp
+LIMIT 1
+"""
 
 
 def _unavailable(error: BaseException) -> StoreUnavailable:
@@ -205,8 +303,21 @@ def _settle(outcomes: list[_Outcome]) -> None:
 class SqliteStore:
     """:class:`webhooks.store.base.Store` on a SQLite file; create with :meth:`open`."""
 
-    def __init__(self, path: Path, *, busy_timeout: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout: float,
+        clock: Callable[[], float] = time.time,
+        debounce_seconds: float = 0.0,
+        max_delay: float = DEBOUNCE_MAX_DELAY,
+    ) -> None:
+        if debounce_seconds < 0 or max_delay < 0:
+            raise ValueError("debounce_seconds and max_delay must not be negative")
         self._path = path
+        self._clock = clock
+        self._debounce = debounce_seconds
+        self._max_delay = max_delay
         self._busy_ms = int(busy_timeout * 1000)
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="merge-gate-sqlite", daemon=True)
@@ -218,13 +329,31 @@ class SqliteStore:
         self._accepts: Batcher[Delivery, bool] = Batcher(self._accept_many)
 
     @classmethod
-    async def open(cls, path: Path, *, busy_timeout: float = 3.0) -> SqliteStore:
-        """Create the directory and schema (idempotent; safe with other processes)."""
+    async def open(
+        cls,
+        path: Path,
+        *,
+        busy_timeout: float = 3.0,
+        clock: Callable[[], float] = time.time,
+        debounce_seconds: float = 0.0,
+        max_delay: float = DEBOUNCE_MAX_DELAY,
+    ) -> SqliteStore:
+        """Create the directory and schema (idempotent; safe with other processes).
+
+        ``debounce_seconds`` and ``max_delay`` are the debounce window and its
+        cap (see :mod:`webhooks.store.base`); ``clock`` tells the queue's time.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise _unavailable(error) from error
-        store = cls(path, busy_timeout=busy_timeout)
+        store = cls(
+            path,
+            busy_timeout=busy_timeout,
+            clock=clock,
+            debounce_seconds=debounce_seconds,
+            max_delay=max_delay,
+        )
         store._thread.start()
         try:
             await store.ping()  # connects and creates the schema
@@ -351,14 +480,14 @@ class SqliteStore:
                 self._reply([(call, None, StoreUnavailable("sqlite: store is closed"))])
 
     def _maybe_prune(self) -> None:
-        now = time.time()
-        if now - self._last_prune < _PRUNE_EVERY or self._conn is None:
+        wall = time.time()
+        if wall - self._last_prune < _PRUNE_EVERY or self._conn is None:
             return
-        self._last_prune = now
+        self._last_prune = wall
         try:
             with self._write(self._conn):
-                self._conn.execute("DELETE FROM seen WHERE expires <= ?", (now,))
-                self._conn.execute("DELETE FROM kv WHERE expires <= ?", (now,))
+                self._conn.execute("DELETE FROM seen WHERE expires <= ?", (self._clock(),))
+                self._conn.execute("DELETE FROM kv WHERE expires <= ?", (wall,))
         except (sqlite3.Error, StoreUnavailable) as error:
             _log.warning("sqlite store: pruning expired rows failed: %s", error)
 
@@ -375,7 +504,10 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA:
+                for statement in _TABLES:
+                    conn.execute(statement)
+                _migrate(conn)
+                for statement in _LOGIC:
                     conn.execute(statement)
                 conn.execute("COMMIT")
             except BaseException:
@@ -457,17 +589,19 @@ class SqliteStore:
         BEGIN/COMMIT is its own transaction: it takes the write lock, runs the
         triggers and commits (fsync) within a single call.
         """
-        now = time.time()
+        now = self._clock()
         dedupe_until = now + DEDUPE_SECONDS
+        ready_after = now + self._debounce
+        ready_by = now + max(self._max_delay, self._debounce) if self._debounce else now
         results: list[bool | BaseException] = []
         self._check_file()
         for start in range(0, len(deliveries), _ROWS_PER_INSERT):
             chunk = deliveries[start : start + _ROWS_PER_INSERT]
-            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
             # A row whose id was seen within the dedupe window is not inserted (trigger).
             cursor = conn.execute(
                 "INSERT INTO delivery (id, key, event, action, body, received_at,"  # noqa: S608
-                f" accepted_at, dedupe_until) VALUES {rows}",
+                f" accepted_at, dedupe_until, grp, ready_after, ready_by) VALUES {rows}",
                 [
                     value
                     for d in chunk
@@ -480,17 +614,22 @@ class SqliteStore:
                         d.received_at,
                         now,
                         dedupe_until,
+                        d.group,
+                        ready_after,
+                        ready_by,
                     )
                 ],
             )
             if cursor.rowcount == len(chunk):  # the usual case: no duplicates
                 results.extend([True] * len(chunk))
                 continue
-            # Which ones? Those this statement remembered: seen with exactly our expiry.
-            marks = ", ".join(["?"] * len(chunk))
+            # Which ones? The rows it inserted: AUTOINCREMENT gave them the consecutive
+            # seqs ending at lastrowid (the triggers' own inserts do not count:
+            # https://www.sqlite.org/c3ref/last_insert_rowid.html).
+            last = cursor.lastrowid or 0
             (found,) = conn.execute(
-                f"SELECT json_group_array(id) FROM seen WHERE expires = ? AND id IN ({marks})",  # noqa: S608
-                [dedupe_until, *(d.id for d in chunk)],
+                "SELECT json_group_array(id) FROM delivery WHERE seq > ? AND seq <= ?",
+                (last - cursor.rowcount, last),
             ).fetchone()
             inserted = set(json.loads(found))
             for delivery in chunk:
@@ -501,23 +640,30 @@ class SqliteStore:
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
-            now = time.time()
+            now = self._clock()
             # Idle workers poll: look first without the write lock (WAL readers never
             # wait for writers), so polling does not hold up the receiver's accepts.
-            if conn.execute(_READY, (now, now)).fetchone() is None:
+            if conn.execute(_ANY_READY, (now,)).fetchone() is None:
                 return None
             with self._write(conn):
-                row = conn.execute(_READY, (now, now)).fetchone()
+                row = conn.execute(_FAIR, (now,)).fetchone()
                 if row is None:  # another process took it in between
                     return None
-                key, attempts, previous = row
+                key, attempts, previous, ready_at, group = row
                 if previous is not None:  # its holder let the lease expire: a failed attempt
                     attempts += 1
+                    ready_at = None  # its place in line is gone
                 token = secrets.token_hex(16)
+                lease_until = now + lease_seconds
                 conn.execute(
-                    "UPDATE job_key SET token = ?, worker = ?, lease_until = ?, attempts = ?"
-                    " WHERE key = ?",
-                    (token, worker, now + lease_seconds, attempts, key),
+                    "UPDATE job_key SET token = ?, worker = ?, lease_until = ?, attempts = ?,"
+                    " ready_at = ?, was_ready = ?, retry_at = 0 WHERE key = ?",
+                    (token, worker, lease_until, attempts, lease_until, ready_at, key),
+                )
+                conn.execute(
+                    "UPDATE job_group SET last_claim ="
+                    " (SELECT MAX(last_claim) FROM job_group) + 1 WHERE grp = ?",
+                    (group,),
                 )
                 deliveries = tuple(
                     Delivery(
@@ -546,29 +692,41 @@ class SqliteStore:
         return True
 
     @staticmethod
-    def _drop(conn: sqlite3.Connection, job: Job, *, now: float) -> None:
-        """Delete the job's deliveries; requeue the key if others arrived meanwhile."""
+    def _drop(conn: sqlite3.Connection, job: Job) -> None:
+        """Delete the job's deliveries; requeue the key if others arrived meanwhile.
+
+        Those wait out the debounce window of the last of them, capped by the
+        first's (both recorded per delivery when it was accepted).
+        """
         conn.executemany(
             "DELETE FROM delivery WHERE key = ? AND id = ?",
             [(job.key, delivery_id) for delivery_id in job.delivery_ids],
         )
-        (first,) = conn.execute(
-            "SELECT MIN(seq) FROM delivery WHERE key = ?", (job.key,)
+        first, ready_after, due = conn.execute(
+            "SELECT MIN(seq), MAX(ready_after), MIN(ready_by) FROM delivery WHERE key = ?",
+            (job.key,),
         ).fetchone()
-        if first is None:
-            conn.execute("DELETE FROM job_key WHERE key = ?", (job.key,))
-        else:
+        if first is not None:
             conn.execute(
                 "UPDATE job_key SET token = NULL, worker = NULL, lease_until = NULL, attempts = 0,"
-                " ready_at = ?, first_seq = ? WHERE key = ?",
-                (now, first, job.key),
+                " ready_at = ?, first_seq = ?, due_at = ?, retry_at = 0, was_ready = NULL"
+                " WHERE key = ?",
+                (min(ready_after, due), first, due, job.key),
             )
+            return
+        conn.execute("DELETE FROM job_key WHERE key = ?", (job.key,))
+        group = group_of(job.key)
+        conn.execute(
+            "DELETE FROM job_group WHERE grp = ?"
+            " AND NOT EXISTS (SELECT 1 FROM job_key WHERE grp = ?)",
+            (group, group),
+        )
 
     async def complete(self, job: Job) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with self._write(conn):
                 if self._holds(conn, job):
-                    self._drop(conn, job, now=time.time())
+                    self._drop(conn, job)
 
         await self._submit(run)
 
@@ -576,7 +734,7 @@ class SqliteStore:
         self, job: Job, *, error: str, retry_in: float, max_attempts: int
     ) -> DeadLetter | None:
         def run(conn: sqlite3.Connection) -> DeadLetter | None:
-            now = time.time()
+            now = self._clock()
             with self._write(conn):
                 if not self._holds(conn, job):
                     return None
@@ -585,11 +743,7 @@ class SqliteStore:
                 ).fetchone()
                 attempts += 1
                 if attempts < max_attempts:
-                    conn.execute(
-                        "UPDATE job_key SET token = NULL, worker = NULL, lease_until = NULL,"
-                        " attempts = ?, ready_at = ? WHERE key = ?",
-                        (attempts, now + retry_in, job.key),
-                    )
+                    self._wait(conn, job, until=now + retry_in, attempts=attempts)
                     return None
                 letter = DeadLetter(
                     key=job.key,
@@ -604,29 +758,51 @@ class SqliteStore:
                     (job.key, json.dumps(list(job.delivery_ids)), error, attempts, now),
                 )
                 # Deliveries that arrived meanwhile get a fresh start (a new push may fix it).
-                self._drop(conn, job, now=now)
+                self._drop(conn, job)
                 return letter
 
         return await self._submit(run)
 
+    @staticmethod
+    def _wait(conn: sqlite3.Connection, job: Job, *, until: float, attempts: int) -> None:
+        """End the lease; the key is ready again at ``until`` (a retry or a deferral)."""
+        conn.execute(
+            "UPDATE job_key SET token = NULL, worker = NULL, lease_until = NULL,"
+            " attempts = ?, ready_at = ?, retry_at = ?, was_ready = NULL WHERE key = ?",
+            (attempts, until, until, job.key),
+        )
+
     async def release(self, job: Job) -> None:
         def run(conn: sqlite3.Connection) -> None:
             with self._write(conn):
-                # ready_at is untouched (<= now), so the key keeps its place in line.
+                # back to the ready time it had when claimed: its place in line
                 conn.execute(
-                    "UPDATE job_key SET token = NULL, worker = NULL, lease_until = NULL"
+                    "UPDATE job_key SET token = NULL, worker = NULL, lease_until = NULL,"
+                    " ready_at = COALESCE(was_ready, ?), was_ready = NULL"
                     " WHERE key = ? AND token = ?",
-                    (job.key, job.token),
+                    (self._clock(), job.key, job.token),
                 )
+
+        await self._submit(run)
+
+    async def defer(self, job: Job, *, until: float) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with self._write(conn):
+                row = conn.execute(
+                    "SELECT token, attempts FROM job_key WHERE key = ?", (job.key,)
+                ).fetchone()
+                if row is not None and row[0] == job.token:
+                    self._wait(conn, job, until=until, attempts=row[1])
 
         await self._submit(run)
 
     async def extend(self, job: Job, *, lease_seconds: float) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
             with self._write(conn):
+                lease_until = self._clock() + lease_seconds
                 cursor = conn.execute(
-                    "UPDATE job_key SET lease_until = ? WHERE key = ? AND token = ?",
-                    (time.time() + lease_seconds, job.key, job.token),
+                    "UPDATE job_key SET lease_until = ?, ready_at = ? WHERE key = ? AND token = ?",
+                    (lease_until, lease_until, job.key, job.token),
                 )
                 return cursor.rowcount == 1
 
@@ -656,7 +832,10 @@ class SqliteStore:
 
         return await self._submit(run)
 
-    async def lag(self, *, now: float) -> float:
+    async def lag(self, *, now: float | None = None) -> float:
+        if now is None:
+            now = self._clock()
+
         def run(conn: sqlite3.Connection) -> float | None:
             (oldest,) = conn.execute("SELECT MIN(received_at) FROM delivery").fetchone()
             return None if oldest is None else float(oldest)
@@ -693,6 +872,31 @@ class SqliteStore:
             return None if row is None else bytes(row[0])
 
         return await self._submit(run)
+
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            now = self._clock()
+            with self._write(conn):
+                row = conn.execute(
+                    "SELECT owner, until FROM lock WHERE name = ?", (name,)
+                ).fetchone()
+                if row is not None and row[0] != owner and float(row[1]) > now:
+                    return False
+                conn.execute(
+                    "INSERT INTO lock (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name)"
+                    " DO UPDATE SET owner = excluded.owner, until = excluded.until",
+                    (name, owner, now + ttl),
+                )
+                return True
+
+        return await self._submit(run)
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with self._write(conn):
+                conn.execute("DELETE FROM lock WHERE name = ? AND owner = ?", (name, owner))
+
+        await self._submit(run)
 
     async def ping(self) -> None:
         def run(conn: sqlite3.Connection) -> None:

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
-from tests.fakegithub.endpoints import apps, checks, contents, hooks, orgs, pulls, rules, users
+from tests.fakegithub.endpoints import (
+    apps,
+    checks,
+    collaborators,
+    contents,
+    hooks,
+    orgs,
+    pulls,
+    rules,
+    users,
+)
 
-__all__ = ["apps", "checks", "contents", "hooks", "orgs", "pulls", "rules", "users"]
+__all__ = [
+    "apps",
+    "checks",
+    "collaborators",
+    "contents",
+    "hooks",
+    "orgs",
+    "pulls",
+    "rules",
+    "users",
+]
