@@ -192,3 +192,26 @@ def test_log_level_comes_from_gate_log_level(
     assert load({**env, "GATE_LOG_LEVEL": "debug"}).log_level == "DEBUG"
     with pytest.raises(SettingsError, match="GATE_LOG_LEVEL"):
         load({**env, "GATE_LOG_LEVEL": "chatty"})
+
+
+async def test_worker_health_fails_once_a_worker_task_has_stopped(
+    fake_github_server: FakeGitHub, tmp_path: Path
+) -> None:
+    from webhooks import probes
+    from webhooks.service import build
+
+    service = await build(load(settings_env(fake_github_server, tmp_path)))
+    tasks_alive = [True]
+    app = probes.create_app(service, alive=lambda: tasks_alive[0])
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            tasks_alive[0] = False
+            answer = await client.get("/healthz")
+            assert answer.status_code == 503
+            assert answer.json() == {"message": "a worker task has stopped"}
+            metrics = await client.get("/metrics")
+            assert "merge_gate_build_info" in metrics.text
+    finally:
+        await service.close()

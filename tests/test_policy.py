@@ -168,3 +168,30 @@ def test_policies_built_in_code_are_checked_too() -> None:
     with pytest.raises(ValueError, match=rf"tiers\.{index}\.name: tier name 'low' is used twice; "
                        r"default_tier: 'nope' is not a tier"):
         Policy.model_validate(data)
+
+
+def test_gate_policy_validate_prints_every_error_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gate.cli import main
+
+    bad = tmp_path / "merge-gate.yml"
+    bad.write_text(
+        "version: 1\n"
+        "scope:\n"
+        "  deny:\n"
+        "    - {detectors: [secret], reason: typo}\n"
+        "tiers:\n"
+        "  - name: a\n"
+        "    paths: ['x/[']\n"
+        "    require: {approvals: 0}\n"
+        "default_tier: b\n"
+        "unseen_content_tier: a\n"
+    )
+    assert main(["policy", "validate", str(bad)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ", 1)[0].rsplit(":", 2)[1:] for line in lines] == [
+        ["4", "20"],
+        ["7", "13"],
+        ["9", "15"],
+    ]
