@@ -215,3 +215,50 @@ async def test_worker_health_fails_once_a_worker_task_has_stopped(
             assert "merge_gate_build_info" in metrics.text
     finally:
         await service.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("level", "logged"), [("info", True), ("WARNING", False)])
+def test_serve_logs_its_start_line_at_gate_log_level(
+    fake_github_server: FakeGitHub, tmp_path: Path, level: str, logged: bool
+) -> None:
+    env = settings_env(fake_github_server, tmp_path, GATE_LOG_LEVEL=level)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "webhooks", "serve", "--no-worker", "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
+        try:
+
+            def up() -> bool:
+                assert proc.poll() is None, log.read_text()[-2000:]
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_for(up, timeout=30, what="gate serve")
+            proc.send_signal(signal.SIGTERM)
+            # uvicorn re-raises the signal it caught; the process still ends cleanly.
+            assert proc.wait(20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    started = [json.loads(x) for x in log.read_text().splitlines() if "merge-gate started" in x]
+    if not logged:
+        assert started == []
+        return
+    [line] = started
+    assert line["level"] == "info"
+    assert (line["role"], line["store"], line["workers"], line["port"]) == (
+        "serve",
+        "sqlite",
+        0,
+        port,
+    )
+    assert (line["version"], line["public_url"]) == (package_version(), "http://merge-gate.test")

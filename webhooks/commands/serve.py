@@ -111,6 +111,8 @@ async def _stop_workers(
 ) -> None:
     """Let in-flight jobs finish; cancel (which releases the job) after ``grace``."""
     stop.set()
+    if not tasks:  # a receiver alone (--no-worker): nothing to wait for
+        return
     _done, pending = await asyncio.wait(tasks, timeout=grace)
     for task in pending:
         task.cancel()
