@@ -46,7 +46,7 @@ _STYLE = """
 --ok:#1a7f37;--wait:#8a5a00;--bad:#cf222e;--link:#0969da}
 *{box-sizing:border-box}
 body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0}
-main{overflow-wrap:anywhere}
+main{overflow-wrap:break-word}
 header,nav,main,footer{max-width:72rem;margin:0 auto;padding:.5rem 1rem}
 header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;
 justify-content:space-between;border-bottom:1px solid var(--line)}
