@@ -195,3 +195,22 @@ def test_children_are_sections_one_level_down(tmp_path: Path) -> None:
         assert after <= before + 1, dom.headings
     # The child's summary is a level-2 heading, its parts level 3.
     assert 3 in dom.headings
+
+
+def test_a_merge_group_page_links_its_pull_requests_not_a_pull_zero(tmp_path: Path) -> None:
+    from gate.tree import for_merge_group
+
+    first, second = decision(), dataclasses.replace(decision(author="sweep-ai"), number=8)
+    group = for_merge_group(
+        repo="acme/app", head_sha="d" * 40, base_sha="c" * 40, children=(first, second)
+    )
+    record, keyring = stored(tmp_path, group)
+    dom = Dom(pages.decision_page(record, keys=keyring.verification_keys()))
+    hrefs = dom.links()
+    assert not [h for h in hrefs if h.endswith("/pull/0")]
+    assert {"https://github.com/acme/app/pull/7", "https://github.com/acme/app/pull/8"} <= set(
+        hrefs
+    )
+    assert "Merge group" in dom.content
+    assert len(dom.all("section")) == 2
+    assert "✓ Verifies" in dom.content
