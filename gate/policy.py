@@ -168,6 +168,11 @@ class Policy(_Section):
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
     )
+    extend: Literal["org"] | None = Field(
+        None,
+        description="'org': the organisation's policy (its .github repository) applies too, "
+        "as a floor this file can only tighten.",
+    )
     mode: Literal["enforce", "advisory"] = Field(
         "enforce",
         description="'advisory': evaluate, sign, annotate and log everything, but conclude "

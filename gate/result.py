@@ -150,6 +150,22 @@ class PolicyRef:
 
 
 @dataclass(frozen=True, slots=True)
+class SimulationRow:
+    """How the current policy and a proposed one judge one merged pull request."""
+
+    number: int
+    title: str
+    current_tier: str | None
+    new_tier: str | None
+    current: str
+    new: str
+
+    @property
+    def changed(self) -> bool:
+        return (self.current_tier, self.current) != (self.new_tier, self.new)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     repo: str
     number: int
@@ -179,6 +195,8 @@ class Decision:
     advisory: bool = False
     #: The parts of a commit's or a merge group's decision: one per pull request.
     children: tuple[Decision, ...] = ()
+    #: A pull request changing the policy: what the new one would decide on merged ones.
+    simulation: tuple[SimulationRow, ...] = ()
 
     @property
     def would_block(self) -> bool:
@@ -281,5 +299,6 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             "codeowners": ref(data["codeowners"]),
             "kind": DecisionKind(data.get("kind", DecisionKind.PULL)),
             "children": tuple(decision_from_dict(c) for c in data.get("children", ())),
+            "simulation": tuple(SimulationRow(**row) for row in data.get("simulation", ())),
         }
     )

@@ -7,7 +7,6 @@ https://docs.github.com/webhooks/using-webhooks/best-practices-for-using-webhook
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from starlette.routing import Route
 
 from webhooks import audit_http, details, events, signature
 from webhooks.metrics import CONTENT_TYPE
+from webhooks.routed import NotJson, NotRoutable, routed_fields
 from webhooks.service import Service
 from webhooks.store import Delivery, StoreUnavailable
 
@@ -82,12 +82,13 @@ def create_app(service: Service) -> Starlette:
             metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, "X-GitHub-Event and X-GitHub-Delivery are required")
         try:
-            payload = json.loads(body)
-        except ValueError:
+            payload = routed_fields(body)
+        except NotJson:
             metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, "body is not JSON")
-        if not isinstance(payload, dict):
-            return _answer(400, "body is not a JSON object")
+        except NotRoutable as error:
+            metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
+            return _answer(400, f"body is not a JSON object of GitHub's shape: {error}")
         action = payload.get("action") if isinstance(payload.get("action"), str) else None
         context = {"delivery": delivery_id, "event": event, "action": action}
         if not events.handled(event, action):
@@ -97,7 +98,7 @@ def create_app(service: Service) -> Starlette:
         try:
             route = events.route(event, payload, action=action)
         except (events.MalformedPayload, ValueError, TypeError) as error:
-            metrics.deliveries.labels(event=event, result="bad_request").inc()
+            metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, f"malformed {event} payload: {error}")
         delivery = Delivery(
             id=delivery_id,
