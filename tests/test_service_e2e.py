@@ -363,7 +363,7 @@ def test_details_page_escapes_content_verifies_and_writes_nothing(world: World) 
     assert page.status_code == 200
     assert "<script>alert(1)" not in page.text
     assert "&lt;script&gt;" in page.text
-    assert "record verifies" in page.text
+    assert "✓ Verifies" in page.text
     assert world.svc.call(lambda s: s.audit.size()) == depth_before
     # The check run's text carries the signed record; it verifies against the JWKS.
     envelope = json.loads(run.text.split("```json\n", 1)[1].split("\n```", 1)[0])
