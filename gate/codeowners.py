@@ -65,7 +65,8 @@ class CodeOwners:
 
     @classmethod
     def parse(cls, text: str, *, path: str = ".github/CODEOWNERS") -> CodeOwners:
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        text = _encodable(text)
+        if len(text.encode("utf-8")) > MAX_BYTES:
             too_big = Problem(1, 1, "CODEOWNERS is over 3 MB; GitHub does not load it")
             return cls(path=path, problems=(too_big,), _matcher=None, _owners={})
         kept: list[str] = []
@@ -84,6 +85,8 @@ class CodeOwners:
                 # "dir/**/" means every file below dir, the same as "dir/**"; the
                 # matcher would demand one more directory level.
                 pattern = pattern[:-1]
+            if "**/**" in pattern:
+                pattern = _one_globstar(pattern)
             # The matcher only needs the pattern and a placeholder owner: owners
             # come from our own parse, keyed by line.
             kept.append(f"{pattern} @_" if owners else pattern)
@@ -100,6 +103,7 @@ class CodeOwners:
         """The line that decides ``path``'s owners, or None when no line matches."""
         if self._matcher is None:
             return None
+        path = _encodable(path)
         first = path.split("/", 1)[0]
         anywhere = self._index.get("", ())
         anchored = self._index.get(first, ())
@@ -121,6 +125,23 @@ class CodeOwners:
         return found.owners if found else ()
 
 
+def _one_globstar(pattern: str) -> str:
+    """``a/**/**/b`` as ``a/**/b``: the same paths (any number of directories),
+    but each extra ``**`` multiplies the states a matcher tracks."""
+    parts = pattern.split("/")
+    kept = [part for i, part in enumerate(parts) if not (part == "**" == parts[i - 1] and i)]
+    return "/".join(kept)
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (JSON can decode ``"\\ud800"``) replaced: RE2 needs UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _first_segment(pattern: str) -> str:
     """The literal first directory an anchored pattern requires, or "" (any)."""
     slash = pattern.find("/")
@@ -131,11 +152,27 @@ def _first_segment(pattern: str) -> str:
     return "" if any(c in first for c in "*?[\\") else first
 
 
+def _linear(regex: Any) -> Any:
+    """The matcher's regex on RE2: linear time whatever the pattern.
+
+    The package compiles patterns for Python's backtracking ``re``, where a line
+    such as ``a/**/**/**/**/**/**/**/**/**/**/b`` takes seconds per path. Its
+    regexes use ``\\A``, ``(?:...)``, classes and escapes, which RE2 reads alike,
+    and end in ``\\Z``, which RE2 spells ``\\z``.
+    """
+    source: str = regex.pattern
+    if source.endswith("\\Z"):
+        source = source[:-2] + "\\z"
+    elif source.endswith("(?:\\Z|/)"):
+        source = source[: -len("(?:\\Z|/)")] + "(?:\\z|/)"
+    return re2.compile(source)
+
+
 def _build_index(matcher: _Matcher) -> dict[str, tuple[tuple[Any, str, int], ...]]:
     index: dict[str, list[tuple[Any, str, int]]] = {}
     # matcher.paths is latest line first: (regex, pattern, owners, line, section).
     for regex, pattern, _owners, line, _section in matcher.paths:
-        index.setdefault(_first_segment(pattern), []).append((regex, pattern, line))
+        index.setdefault(_first_segment(pattern), []).append((_linear(regex), pattern, line))
     return {key: tuple(rules) for key, rules in index.items()}
 
 

@@ -247,6 +247,66 @@ def _duplicate_keys(node: yaml.Node) -> list[PolicyError]:
     return errors
 
 
+#: Nodes of a policy document once its aliases are expanded; real policies have
+#: hundreds. Aliases of aliases grow exponentially ("billion laughs"), and the
+#: validation below walks the expansion.
+MAX_NODES = 50_000
+#: Nesting of a policy document; real policies nest five levels. Every node's key
+#: path is recorded for error positions, so a deeper chain costs its depth squared.
+MAX_DEPTH = 32
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses flow collections (``[``, ``{``) nested past MAX_DEPTH.
+
+    Its scanner revisits every open flow level for each token, so deeper nesting
+    costs the depth squared before the composer's recursion ends it.
+    """
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, "the policy is nested too deeply", self.get_mark()
+            )
+        super().fetch_flow_collection_start(TokenClass)
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Raise ``InvalidPolicy`` when the expanded document exceeds the limits above.
+
+    Sizes and heights are computed once per distinct node (memoised), so the
+    check is linear in the text even when aliases expand exponentially.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in measured:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in measured)
+            continue
+        inner = [measured.get(id(child), (1, 1)) for child in children]
+        size = 1 + sum(size for size, _ in inner)
+        height = 1 + max((height for _, height in inner), default=0)
+        if size > MAX_NODES:
+            raise InvalidPolicy(
+                [PolicyError(1, 1, f"the policy expands to over {MAX_NODES} YAML nodes")]
+            )
+        if height > MAX_DEPTH:
+            mark = node.start_mark
+            raise InvalidPolicy(
+                [PolicyError(mark.line + 1, mark.column + 1, "the policy is nested too deeply")]
+            )
+        measured[id(node)] = (size, height)
+
+
 def parse(
     text: str,
     *,
@@ -256,13 +316,21 @@ def parse(
 ) -> LoadedPolicy:
     """Parse and validate policy text; raises ``InvalidPolicy`` listing every error."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        if root is not None:
+            _check_size(root)  # before anything walks the aliases' expansion
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except InvalidPolicy:
+        raise
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(error, "problem", None) or str(error)
         raise InvalidPolicy([PolicyError(line, column, f"not valid YAML: {problem}")]) from None
+    except RecursionError:  # the composer recurses once per level of nesting
+        raise InvalidPolicy([PolicyError(1, 1, "not valid YAML: nested too deeply")]) from None
+    except ValueError as error:  # a constructor's own limit, e.g. int() of 4300+ digits
+        raise InvalidPolicy([PolicyError(1, 1, f"not valid YAML: {error}")]) from None
     if root is None or not isinstance(data, dict):
         raise InvalidPolicy([PolicyError(1, 1, "the policy must be a YAML mapping")])
     errors = _duplicate_keys(root)
