@@ -633,6 +633,22 @@ async def test_a_repository_served_recently_waits_its_turn(backend: Backend, sto
     assert group_of(second.key) != group_of(first.key)
 
 
+async def test_a_repository_whose_turn_it_is_but_not_ready_is_skipped(
+    backend: Backend,
+) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery("a1", key="pr:org/a#1"))  # org/a has the first turn
+    backend.clock.advance(0.5)
+    await store.accept(delivery("b1", key="pr:org/b#1"))
+    backend.clock.advance(1.0)
+    await store.accept(delivery("a2", key="pr:org/a#1"))  # org/a waits again
+    backend.clock.advance(1.0)  # 2.5 s: org/b is ready, org/a not until 3.5 s
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-b1"]
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(1.0)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-a1", "d-a2"]
+
+
 # -- metrics and key/value ----------------------------------------------------------
 
 

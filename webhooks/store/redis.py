@@ -22,6 +22,7 @@ Data layout (``P`` is the prefix; every key starts with ``P:``)::
     P:g:<group>            zset    job key -> ms it is ready at; while leased,
                                    the lease's end (an expired lease is ready)
     P:groups               zset    group -> turn; lowest is served first
+    P:heads                zset    group -> its earliest key's score
     P:turn                 string  turn counter (INCR)
     P:dead                 list    dead letters, JSON {key, delivery_ids, error,
                                    attempts, at}; kept until an operator trims it
@@ -44,9 +45,10 @@ Flow:
   (https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/):
   run with ``appendonly yes`` (``appendfsync everysec`` loses at most a second
   on power loss, ``always`` nothing).
-- ``claim`` is one script: it walks ``P:groups`` in turn order and takes the
-  first group whose lowest-scored key is due (ZRANGE ... 0 0 WITHSCORES, a
-  lookup per group, https://redis.io/docs/latest/commands/zrange/). Taking it
+- ``claim`` is one script: ``P:heads`` names the groups with a key due
+  (ZRANGEBYSCORE, https://redis.io/docs/latest/commands/zrangebyscore/), so an
+  idle poll costs one lookup; of those it takes the group whose turn is lowest
+  and that group's lowest-scored key, O(ready groups + log n). Taking it
   sets the score to the lease's end, records a fresh token in ``P:meta`` and
   gives the group the next turn (round robin across repositories). A key whose
   previous token is still in ``P:meta`` lost its holder: that counts as a
@@ -105,6 +107,18 @@ local function args_from(first)
   return out
 end
 local function gkey(grp) return P .. ':g:' .. grp end
+-- after any change to a group's zset: P:heads keeps the group's earliest score
+-- (claim finds the ready groups without visiting the others); an empty group
+-- leaves the rotation
+local function touch(grp)
+  local head = redis.call('ZRANGE', gkey(grp), 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    redis.call('ZREM', P .. ':heads', grp)
+    redis.call('ZREM', groups, grp)
+  else
+    redis.call('ZADD', P .. ':heads', head[2], grp)
+  end
+end
 -- a group served (or new) goes to the end of the rotation
 local function next_turn() return redis.call('INCR', P .. ':turn') end
 -- the ready time of a key's pending deliveries: after the last one's window,
@@ -134,7 +148,7 @@ end
 local function forget(key, grp)
   redis.call('DEL', P .. ':meta:' .. key, P .. ':q:' .. key)
   redis.call('ZREM', gkey(grp), key)
-  if redis.call('ZCARD', gkey(grp)) == 0 then redis.call('ZREM', groups, grp) end
+  touch(grp)
 end
 -- the lease ends with the work done: queue what arrived meanwhile, debounced
 local function requeue(key, meta, grp)
@@ -143,12 +157,14 @@ local function requeue(key, meta, grp)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', 0, 'due', due, 'retry', 0)
   redis.call('ZADD', gkey(grp), ready, key)
+  touch(grp)
 end
 -- the lease ends; the key is ready again at ready (a retry or a deferral)
 local function wait(key, meta, grp, ready, attempts)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', attempts, 'retry', ready)
   redis.call('ZADD', gkey(grp), ready, key)
+  touch(grp)
 end
 """
 
@@ -187,12 +203,14 @@ if not current then
   redis.call('HSET', KEYS[6], 'grp', grp, 'due', rb)
   redis.call('ZADD', KEYS[7], ra, key)
   if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
+  touch(grp)
 elseif ARGV[14] == '1' then
   local m = redis.call('HMGET', KEYS[6], 'token', 'due', 'retry')
   if not m[1] then  -- idle: wait for the end of the new window, within the cap
     local ready = math.max(tonumber(current), math.min(ra, tonumber(m[2] or rb)),
                            tonumber(m[3] or '0'))
     redis.call('ZADD', KEYS[7], ready, key)
+    touch(grp)
   end
 end
 return 1
@@ -219,6 +237,7 @@ local function take(key, grp, score)
   end
   redis.call('HSET', meta, 'attempts', attempts, 'token', token, 'worker', consumer, 'retry', 0)
   redis.call('ZADD', gkey(grp), lease_until, key)
+  touch(grp)
   redis.call('ZADD', groups, next_turn(), grp)
   local job = {key, attempts}
   for _, id in ipairs(ids) do
@@ -237,16 +256,20 @@ local function take(key, grp, score)
   return job
 end
 
--- a snapshot: take() may remove an emptied group from the rotation
-for _, grp in ipairs(redis.call('ZRANGE', groups, 0, -1)) do
-  while true do
-    local head = redis.call('ZRANGE', gkey(grp), 0, 0, 'WITHSCORES')
-    if #head == 0 then
-      redis.call('ZREM', groups, grp)
-      break
-    end
-    if tonumber(head[2]) > now then break end
-    local job = take(head[1], grp, head[2])
+-- the groups with a ready key (P:heads), and of those the one whose turn it is;
+-- again if its key turned out to have no deliveries left (take forgot it)
+for _ = 1, 64 do
+  local best, best_turn = nil, nil
+  for _, grp in ipairs(redis.call('ZRANGEBYSCORE', P .. ':heads', '-inf', now)) do
+    local turn = tonumber(redis.call('ZSCORE', groups, grp) or '0')
+    if not best or turn < best_turn then best, best_turn = grp, turn end
+  end
+  if not best then return nil end
+  local head = redis.call('ZRANGE', gkey(best), 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    touch(best)
+  else
+    local job = take(head[1], best, head[2])
     if job then return job end
   end
 end
@@ -295,6 +318,7 @@ local m = redis.call('HMGET', meta, 'token', 'grp', 'was')
 if m[1] ~= token then return 0 end
 redis.call('HDEL', meta, 'token', 'worker', 'was')
 redis.call('ZADD', gkey(m[2]), m[3] or now, key)  -- back to its place in line
+touch(m[2])
 return 1
 """
 
@@ -315,6 +339,7 @@ local meta = P .. ':meta:' .. key
 local m = redis.call('HMGET', meta, 'token', 'grp')
 if m[1] ~= token then return 0 end
 redis.call('ZADD', gkey(m[2]), 'XX', now + tonumber(ARGV[5]), key)
+touch(m[2])
 return 1
 """
 
@@ -353,6 +378,7 @@ for _, key in ipairs(order) do
     redis.call('HSET', meta, 'grp', grp, 'due', at, 'retry', at)
     redis.call('ZADD', gkey(grp), at, key)
     if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
+    touch(grp)
     moved = moved + 1
   end
 end
