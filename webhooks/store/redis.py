@@ -93,6 +93,9 @@ from webhooks.store.base import (
     check_namespace,
 )
 
+#: How often (seconds) an instance looks for work queued in the earlier layout.
+_UPGRADE_EVERY = 60.0
+
 #: Replies that mean "cannot write now", not "this store has a bug".
 _OUTAGE_REPLIES = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN")
 
@@ -127,11 +130,10 @@ local function debounced(key)
   local ra, rb = nil, nil
   for _, id in ipairs(redis.call('LRANGE', P .. ':q:' .. key, 0, -1)) do
     local d = redis.call('HMGET', P .. ':d:' .. id, 'ra', 'rb')
-    if d[1] then
-      local a, b = tonumber(d[1]), tonumber(d[2])
-      if not ra or a > ra then ra = a end
-      if not rb or b < rb then rb = b end
-    end
+    -- no times: queued by the earlier layout, ready now
+    local a, b = tonumber(d[1] or now), tonumber(d[2] or now)
+    if not ra or a > ra then ra = a end
+    if not rb or b < rb then rb = b end
   end
   if not ra then return nil, nil end
   return math.min(ra, rb), rb
@@ -429,7 +431,7 @@ class RedisStore:
         self._pending = f"{prefix}:pending"
         self._groups = f"{prefix}:groups"
         self._dead = f"{prefix}:dead"
-        self._upgraded = False
+        self._upgraded_at: float | None = None  # time.monotonic() of the last check
         self._closed = False
         self._accept = self._script(_ACCEPT)
         self._claim = self._script(_CLAIM)
@@ -494,11 +496,17 @@ class RedisStore:
             raise
 
     async def _ensure_upgraded(self) -> None:
-        """Convert a queue of the earlier layout once per instance (a no-op after)."""
-        if not self._upgraded:
-            keys = [self._pending, self._groups]
-            await self._upgrade(keys=keys, args=[self._prefix, self._now_ms()])
-            self._upgraded = True
+        """Convert what the earlier layout queued: at first use, then once a minute.
+
+        The repeat covers a rolling upgrade, where receivers of the old version
+        still queue deliveries the old way for a while; the check is one EXISTS.
+        """
+        checked = self._upgraded_at
+        if checked is not None and time.monotonic() - checked < _UPGRADE_EVERY:
+            return
+        keys = [self._pending, self._groups]
+        await self._upgrade(keys=keys, args=[self._prefix, self._now_ms()])
+        self._upgraded_at = time.monotonic()
 
     async def _run(self, script: AsyncScript, args: Sequence[Any]) -> Any:
         keys = [self._pending, self._groups]
