@@ -368,7 +368,12 @@ class Scenario:
                     f"{team.org}/{team.slug}": list(team.members)
                     for team in fake.teams.values()
                     if team.org.lower() == self.org.lower()
-                }
+                },
+                writers=[
+                    r.user
+                    for r in reviews
+                    if fake.permission_of(self.repo, r.user) in ("admin", "maintain", "write")
+                ],
             )
         files = tuple(
             ChangedFile(
@@ -421,7 +426,7 @@ class Scenario:
 
 
 class GateProcess:
-    """``python -m gate serve`` on a loopback port, configured like production.
+    """``python -m webhooks serve`` on a loopback port, configured like production.
 
     The environment is the test harness's ``settings_env`` (the fake's App id and
     key, the webhook secret, a data directory), plus ``extra``. Logs go to a file:
@@ -447,7 +452,16 @@ class GateProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
         env.update(settings_env(fake, data_dir / "data"))
         env.update(extra_env or {})
-        args = [sys.executable, "-m", "gate", "serve", "--host", LOOPBACK, "--port", str(self.port)]
+        args = [
+            sys.executable,
+            "-m",
+            "webhooks",
+            "serve",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+        ]
         if workers is not None:
             args += ["--workers", str(workers)]
         self.log_path = data_dir / "gate.log"

@@ -14,15 +14,28 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from gate import identity
 from gate.codeowners import CodeOwners
-from gate.model import PullSnapshot, Review, ReviewState, ScanStatus, Teams, UserType
+from gate.detectors.secrets import redact_text
+from gate.model import PullSnapshot, Review, ReviewState, ScanStatus, Teams
+from gate.owners import Owner
 from gate.policy import Agents, LoadedPolicy
-from gate.result import Approval, FileResult, IgnoredReview, RequirementResult
+from gate.result import (
+    Approval,
+    FileResult,
+    IgnoredReview,
+    OwnerSource,
+    RequirementKind,
+    RequirementResult,
+)
 
-#: author_association values that imply write access to the repository.
-WRITE_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 _OPINIONS = frozenset({ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED})
 ANY_WRITER = "any human with write access"
 UNOWNED = "unowned"
+ADMINS = (
+    "the repository's admins: CODEOWNERS leaves these paths unowned and the policy names no "
+    "fallback_owners (add a CODEOWNERS line for them)"
+)
+#: (owners, where they come from, the exact citation) -> one approval requirement.
+Group = tuple[tuple[str, ...], OwnerSource, str]
 
 
 def latest_opinions(reviews: Iterable[Review]) -> dict[str, Review]:
@@ -55,41 +68,49 @@ def counted_approvals(
     return counted, ignored
 
 
-def qualifies(review: Review, owners: Sequence[str], source: str, teams: Teams) -> bool:
-    if source == ANY_WRITER:
-        return review.author_association in WRITE_ASSOCIATIONS
+def qualifies(review: Review, owners: Sequence[str], source: OwnerSource, teams: Teams) -> bool:
+    if source is OwnerSource.ANY_WRITER:
+        return teams.can_write(review.user)
     login = review.user.lower()
-    for owner in owners:
-        if not owner.startswith("@"):
-            continue  # an e-mail owner cannot be tied to a login here
-        name = owner[1:].lower()
-        if ("/" in name and teams.has(name, login)) or name == login:
+    for owner in map(Owner, owners):
+        # An e-mail owner cannot be tied to a login here.
+        if (owner.team and teams.has(owner.team, login)) or owner.login == login:
             return True
     return False
 
 
 def _groups(
-    *, policy: LoadedPolicy, codeowners: CodeOwners, rank: int, files: Sequence[FileResult]
-) -> dict[tuple[tuple[str, ...], str], list[str]]:
+    *,
+    policy: LoadedPolicy,
+    codeowners: CodeOwners,
+    rank: int,
+    files: Sequence[FileResult],
+    teams: Teams,
+) -> dict[Group, list[str]]:
     """(owners, where they come from) -> the paths they must approve."""
     tier = policy.policy.tiers[rank]
-    groups: dict[tuple[tuple[str, ...], str], list[str]] = defaultdict(list)
+    groups: dict[Group, list[str]] = defaultdict(list)
     for file in files:
         paths = [file.path] + ([file.previous_path] if file.previous_path else [])
         for path in dict.fromkeys(paths):
             if tier.require.from_ is None:
-                key: tuple[tuple[str, ...], str] = ((), ANY_WRITER)
+                key: Group = ((), OwnerSource.ANY_WRITER, ANY_WRITER)
             elif isinstance(tier.require.from_, tuple):
                 owners = tuple(tier.require.from_)
-                key = (owners, policy.cite("tiers", rank, "require", "from"))
+                key = (owners, OwnerSource.POLICY, policy.cite("tiers", rank, "require", "from"))
             else:
                 match = codeowners.match(path)
                 if match and match.owners:
-                    key = (match.owners, f"{codeowners.path}:{match.line} ({match.pattern})")
+                    cite = f"{codeowners.path}:{match.line} ({match.pattern})"
+                    key = (match.owners, OwnerSource.CODE_OWNERS, cite)
                 elif policy.policy.fallback_owners:
-                    key = (tuple(policy.policy.fallback_owners), policy.cite("fallback_owners"))
+                    fallback = tuple(policy.policy.fallback_owners)
+                    key = (fallback, OwnerSource.FALLBACK, policy.cite("fallback_owners"))
+                elif teams.admins:
+                    admins = tuple(Owner(f"@{login}") for login in sorted(teams.admins))
+                    key = (admins, OwnerSource.FALLBACK, ADMINS)
                 else:
-                    key = ((), UNOWNED)
+                    key = ((), OwnerSource.UNOWNED, UNOWNED)
             groups[key].append(path)
     return groups
 
@@ -114,17 +135,18 @@ def build_requirements(
         if not tier_files:
             continue
         needed = tier.require.approvals
-        approval_groups: list[tuple[tuple[str, ...], str]] = []
+        approval_groups: list[Group] = []
         if needed > 0:
-            groups = _groups(policy=policy, codeowners=codeowners, rank=rank, files=tier_files)
-            for (owners, source), paths in sorted(groups.items()):
-                approval_groups.append((owners, source))
+            groups = _groups(
+                policy=policy, codeowners=codeowners, rank=rank, files=tier_files, teams=teams
+            )
+            for group, paths in sorted(groups.items()):
+                approval_groups.append(group)
                 out.append(
                     _approval(
                         tier=tier.name,
                         description=tier.description,
-                        owners=owners,
-                        source=source,
+                        group=group,
                         paths=paths,
                         needed=needed,
                         counted=counted,
@@ -144,6 +166,7 @@ def build_requirements(
                         teams=teams,
                         agents=rules.agents,
                         excluded=excluded,
+                        counted=counted,
                     )
                 )
             else:
@@ -155,35 +178,38 @@ def _approval(
     *,
     tier: str,
     description: str,
-    owners: tuple[str, ...],
-    source: str,
+    group: Group,
     paths: Sequence[str],
     needed: int,
     counted: Sequence[Review],
     teams: Teams,
 ) -> RequirementResult:
+    owners, source, cite = group
     approvers = [r for r in counted if qualifies(r, owners, source, teams)]
     satisfied = len(approvers) >= needed
-    who = ANY_WRITER if source == ANY_WRITER else ", ".join(owners)
+    who = ANY_WRITER if source is OwnerSource.ANY_WRITER else ", ".join(owners)
     if satisfied:
         names = ", ".join(f"@{r.user} (review {r.id})" for r in approvers)
         explanation = f"approved by {names}"
-    elif source == UNOWNED:
+    elif source is OwnerSource.UNOWNED:
         explanation = (
             "no code owner: CODEOWNERS leaves these paths unowned and the policy names no "
             "fallback_owners, so nobody can approve; add an owner"
         )
     else:
         explanation = f"needs {needed - len(approvers)} more approval(s) from {who}"
+        if cite == ADMINS:
+            explanation += f" ({ADMINS})"
     return RequirementResult(
-        id=f"{tier}:approval:{source}",
+        id=f"{tier}:approval:{cite}",
         tier=tier,
-        kind="approval",
+        kind=RequirementKind.APPROVAL,
         description=description,
         paths=tuple(sorted(paths)),
         needed=needed,
         owners=owners,
-        owners_source=source,
+        source=source,
+        owners_source=cite,
         satisfied=satisfied,
         satisfied_by=tuple(Approval(user=r.user, review_id=r.id) for r in approvers),
         explanation=explanation,
@@ -196,12 +222,24 @@ def _rollout(
     rollout: str,
     paths: tuple[str, ...],
     pull: PullSnapshot,
-    groups: Sequence[tuple[tuple[str, ...], str]],
+    groups: Sequence[Group],
     teams: Teams,
     agents: Agents,
     excluded: Mapping[str, str],
+    counted: Sequence[Review],
 ) -> RequirementResult:
+    """A confirmation counts only from someone who approved this head as this tier's approver.
+
+    Pressing the button is not a review: whoever could not approve the change
+    cannot confirm its rollout either (``counted`` already leaves out stale,
+    author, pusher, agent and Bot approvals).
+    """
     by: list[Approval] = []
+    approvers = {
+        r.user.lower(): r
+        for r in counted
+        if any(qualifies(r, owners, source, teams) for owners, source, _ in groups)
+    }
     for confirmation in pull.confirmations:
         if confirmation.gate != "staged_rollout" or confirmation.head_sha != pull.head_sha:
             continue
@@ -209,33 +247,26 @@ def _rollout(
             agents=agents, login=confirmation.user, user_type=None, excluded=excluded
         ):
             continue
-        probe = Review(
-            id=0,
-            user=confirmation.user,
-            user_type=UserType.USER,
-            state=ReviewState.APPROVED,
-            commit_id=pull.head_sha,
-            submitted_at=confirmation.at,
-            author_association="MEMBER",
-        )
-        if any(qualifies(probe, owners, source, teams) for owners, source in groups):
-            by.append(Approval(user=confirmation.user, review_id=0))
+        review = approvers.get(confirmation.user.lower())
+        if review is not None:
+            by.append(Approval(user=confirmation.user, review_id=review.id))
     satisfied = bool(by)
     plan = f" Staged rollout: {rollout}" if rollout else ""
     explanation = (
         f"confirmed by @{by[0].user} on {pull.head_sha[:12]}"
         if satisfied
-        else "waiting for a code owner to confirm a staged rollout of this head "
-        "(the check run's 'Confirm rollout' button)." + plan
+        else "waiting for an approver of this head to confirm a staged rollout "
+        "(approve, then the check run's 'Confirm rollout' button)." + plan
     )
     return RequirementResult(
         id=f"{tier}:staged_rollout",
         tier=tier,
-        kind="staged_rollout",
+        kind=RequirementKind.STAGED_ROLLOUT,
         description="human staged-rollout confirmation",
         paths=paths,
         needed=1,
         owners=(),
+        source=OwnerSource.APPROVERS,
         owners_source="the approvers of this tier",
         satisfied=satisfied,
         satisfied_by=tuple(by),
@@ -254,14 +285,17 @@ def _scan(*, tier: str, paths: tuple[str, ...], pull: PullSnapshot, gate: str) -
         satisfied, explanation = False, f"scan unavailable: {latest.summary}"
     else:
         satisfied, explanation = False, f"scan failed: {latest.summary}"
+    # A scan's summary names packages as the pull request spells them.
+    explanation = redact_text(explanation)
     return RequirementResult(
         id=f"{tier}:{gate}",
         tier=tier,
-        kind=gate,
+        kind=RequirementKind(gate),
         description="supply-chain scan of new dependencies",
         paths=paths,
         needed=1,
         owners=(),
+        source=OwnerSource.SCANNER,
         owners_source="scanner",
         satisfied=satisfied,
         satisfied_by=(),
@@ -284,46 +318,49 @@ def reviewers_to_request(
     """
     owners_of = {f.path: f.owners for f in files}
     approved = {
-        a.user.lower() for r in requirements for a in r.satisfied_by if r.kind == "approval"
+        a.user.lower()
+        for r in requirements
+        for a in r.satisfied_by
+        if r.kind is RequirementKind.APPROVAL
     }
     requested = {u.lower() for u in pull.requested_users} | {
         "/" + t.lower() for t in pull.requested_teams
     }
 
-    def usable(owner: str) -> bool:
-        if not owner.startswith("@"):
-            return False
-        name = owner[1:].lower()
-        if "/" in name:
+    def usable(owner: Owner) -> bool:
+        if owner.team:
             return True
-        return name not in approved and not identity.ineligible(
-            agents=agents, login=name, user_type=None, excluded=excluded
+        return (
+            owner.login is not None
+            and owner.login not in approved
+            and not identity.ineligible(
+                agents=agents, login=owner.login, user_type=None, excluded=excluded
+            )
         )
 
-    def already(owner: str) -> bool:
-        name = owner[1:].lower()
-        return name in requested or ("/" + name.split("/", 1)[-1]) in requested
+    def already(owner: Owner) -> bool:
+        return (owner.login or "") in requested or f"/{owner.slug}" in requested
 
-    open_sets: list[set[str]] = []
+    open_sets: list[set[Owner]] = []
     for requirement in requirements:
-        if requirement.satisfied or requirement.kind != "approval":
+        if requirement.satisfied or requirement.kind is not RequirementKind.APPROVAL:
             continue
         candidates = requirement.owners
-        if requirement.owners_source == ANY_WRITER:
+        if requirement.source is OwnerSource.ANY_WRITER:
             candidates = tuple(o for p in requirement.paths for o in owners_of.get(p, ()))
-        pool = {o for o in candidates if usable(o)}
+        pool = {o for o in map(Owner, candidates) if usable(o)}
         if not pool or any(already(o) for o in pool):
             continue
         open_sets.append(pool)
-    chosen: list[str] = []
+    chosen: list[Owner] = []
     while open_sets:
-        counts: dict[str, int] = defaultdict(int)
+        counts: dict[Owner, int] = defaultdict(int)
         for pool in open_sets:
             for owner in pool:
                 counts[owner] += 1
-        best = min(counts, key=lambda o: (-counts[o], "/" not in o, o.lower()))
+        best = min(counts, key=lambda o: (-counts[o], o.team is None, o.lower()))
         chosen.append(best)
         open_sets = [pool for pool in open_sets if best not in pool]
-    users = tuple(sorted(o[1:] for o in chosen if "/" not in o))
-    teams = tuple(sorted(o[1:].split("/", 1)[1] for o in chosen if "/" in o))
+    users = tuple(sorted(o[1:] for o in chosen if o.login))
+    teams = tuple(sorted(o.slug for o in chosen if o.slug))
     return users, teams

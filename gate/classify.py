@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import lru_cache
 
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector, Finding, ScanInput
+from gate.detectors.secrets import redact_text
 from gate.diff import PatchError, added_lines, first_added_range
 from gate.globs import GlobSet
 from gate.model import ChangedFile, Contents
@@ -74,8 +76,14 @@ def _classify(
     data = ScanInput(file=file, added=added, contents=contents)
     for detector in active:
         findings.extend(detector.scan(data))
-    if unseen is None and file.content_unseen and contents.get("head", file.path) is None:
-        unseen = "GitHub sent no patch (binary or large) and the content was not inspected"
+    # Messages quote pull-request text (a package URL, an operation's name) and reach
+    # the check run and the signed record: no secret may ride along, whatever found it.
+    findings = [replace(f, message=redact_text(f.message)) for f in findings]
+    if unseen is None and file.content_unseen:
+        if ("head", file.path) in contents.too_large:
+            unseen = "GitHub sent no patch (binary or large) and the file is too large to read"
+        elif contents.get("head", file.path) is None:
+            unseen = "GitHub sent no patch (binary or large) and the content was not inspected"
 
     deny_reasons = _deny_reasons(policy=policy, file=file, findings=findings, agent=agent)
 
@@ -94,15 +102,17 @@ def _classify(
                 source=policy.cite("default_tier"),
             )
         ]
-    floor = rules.rank(rules.unseen_content_tier)
-    if unseen is not None and best_rank <= floor:
-        best_rank = floor
+    if unseen is not None:
+        ceiling, why = _unseen_tier(policy=policy, file=file)
+        if best_rank < ceiling:
+            best_rank, best_reasons = ceiling, []
         best_reasons = [
+            *best_reasons,
             Reason(
                 rule="unseen_content_tier",
-                detail=f"{unseen}; never assumed safe",
+                detail=f"{unseen}; never assumed safe: {why}",
                 source=policy.cite("unseen_content_tier"),
-            )
+            ),
         ]
     match = codeowners.match(file.path)
     return FileResult(
@@ -122,6 +132,22 @@ def _classify(
         owners_source=f"{codeowners.path}:{match.line}" if match else "",
         lines=first_added_range(added),
     )
+
+
+def _unseen_tier(*, policy: LoadedPolicy, file: ChangedFile) -> tuple[int, str]:
+    """The tier a file whose content was not inspected takes, and why.
+
+    Its content could be anything its path allows, so it takes the highest tier
+    whose path globs match it, exclusions ignored (an exclusion vouches for the
+    content, which nobody saw), and at least ``unseen_content_tier``.
+    """
+    rules = policy.policy
+    rank = rules.rank(rules.unseen_content_tier)
+    why = f"tier {rules.unseen_content_tier!r} (unseen_content_tier)"
+    for index, tier in enumerate(rules.tiers):
+        if index > rank and any(_globs(tier.paths).matches(path) for path in file.paths):
+            rank, why = index, f"tier {tier.name!r}, the highest its path matches"
+    return rank, why
 
 
 def _deny_reasons(

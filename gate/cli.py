@@ -1,165 +1,42 @@
-"""The ``gate`` command. The one module of ``gate/`` that does I/O.
+"""The ``gate`` commands of the pure package: ``check`` and ``policy``.
 
 ``gate check`` reads a local git repository the way the service reads GitHub:
 policy and CODEOWNERS from the base ref, the diff from the merge base to the
-head, and prints the decision.
+head; it decides through the same pipeline as the service (:func:`gate.decide.decide`)
+and prints the decision. The console script's composition root
+(``webhooks.main``) registers these commands beside the service's.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import asyncio
 import json
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from gate import __version__, engine, render
-from gate.codeowners import LOCATIONS, CodeOwners
+from gate import __version__, render
+from gate.decide import decide
 from gate.defaults import DEFAULT_POLICY, load_policy
 from gate.detectors import builtin
+from gate.localrepo import GitError, LocalFacts, changed_files, commit_facts, git, resolve
 from gate.model import (
-    ChangedFile,
-    CoAuthor,
-    Contents,
-    FileStatus,
     PullSnapshot,
     Review,
     ReviewState,
     Teams,
     UserType,
 )
-from gate.policy import POLICY_PATH, InvalidPolicy, json_schema
-
-#: Subcommands that live with the service: name -> (module with register(), help).
-#: Only the module of the command being run is imported, so `gate check` stays light.
-SERVICE_COMMANDS = {
-    "serve": ("webhooks.commands.serve", "run the webhook receiver (and workers)"),
-    "worker": ("webhooks.commands.serve", "run workers only"),
-    "verify": ("webhooks.commands.verify", "verify a signed decision record"),
-    "keygen": ("webhooks.commands.keygen", "create or rotate the signing key"),
-    "audit": ("webhooks.commands.audit", "query or verify the audit log"),
-    "redeliver": ("webhooks.commands.redeliver", "redeliver failed webhook deliveries"),
-    "setup": ("webhooks.commands.setup", "register the GitHub App from its manifest"),
-    "doctor": ("webhooks.commands.doctor", "check an installation and branch protection"),
-    "bench": ("benchmarks.__main__", "run every benchmark and print ratios"),
-}
+from gate.policy import InvalidPolicy, json_schema
+from gate.result import VOCABULARY, Outcome
 
 EXIT_PASS, EXIT_BLOCKED, EXIT_USAGE = 0, 1, 2
 
 
 class UsageError(Exception):
     """A problem with the command line or the repository; exit code 2."""
-
-
-# --- git -------------------------------------------------------------------------------
-
-
-def _git(repo: Path, *args: str, check: bool = True) -> str:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args],
-            capture_output=True,
-            check=False,
-            text=True,
-            encoding="utf-8",
-            errors="surrogateescape",
-        )
-    except FileNotFoundError:
-        raise UsageError("git is not installed") from None
-    if check and done.returncode != 0:
-        raise UsageError(done.stderr.strip() or f"git {' '.join(args)} failed")
-    return done.stdout
-
-
-def _resolve(repo: Path, ref: str) -> str:
-    out = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-    if not out.strip():
-        raise UsageError(f"unknown ref {ref!r} in {repo}")
-    return out.strip()
-
-
-def _show(repo: Path, sha: str, path: str) -> str | None:
-    done = subprocess.run(
-        ["git", "-C", str(repo), "cat-file", "-p", f"{sha}:{path}"],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        return None
-    return done.stdout.decode("utf-8", "replace")
-
-
-def _blob(repo: Path, sha: str, path: str) -> str:
-    return _git(repo, "rev-parse", f"{sha}:{path}", check=False).strip()
-
-
-_STATUS = {
-    "A": FileStatus.ADDED,
-    "M": FileStatus.MODIFIED,
-    "D": FileStatus.REMOVED,
-    "R": FileStatus.RENAMED,
-    "C": FileStatus.COPIED,
-    "T": FileStatus.MODIFIED,
-}
-
-
-def _changed_files(repo: Path, base: str, head: str) -> tuple[ChangedFile, ...]:
-    """Files as GitHub lists them: status, rename source, hunks-only patch, counts."""
-    from unidiff.patch import PatchSet
-
-    raw = _git(repo, "diff", "--no-color", "--no-ext-diff", "-M", "--unified=3", base, head)
-    names = _git(repo, "diff", "--name-status", "-M", "-z", base, head).split("\0")
-    statuses: dict[str, tuple[FileStatus, str | None]] = {}
-    i = 0
-    while i < len(names) - 1:
-        code = names[i]
-        if code[:1] in ("R", "C"):
-            statuses[names[i + 2]] = (_STATUS[code[0]], names[i + 1])
-            i += 3
-        elif code:
-            statuses[names[i + 1]] = (_STATUS.get(code[0], FileStatus.MODIFIED), None)
-            i += 2
-        else:
-            i += 1
-    files: list[ChangedFile] = []
-    for patched in PatchSet(raw):
-        path = patched.path
-        if patched.is_removed_file:
-            path = patched.source_file.removeprefix("a/")
-        status, previous = statuses.get(path, (FileStatus.MODIFIED, None))
-        hunks = "".join(str(h) for h in patched).rstrip("\n")
-        files.append(
-            ChangedFile(
-                path=path,
-                status=status,
-                previous_path=previous,
-                patch=None if patched.is_binary_file or not hunks else hunks,
-                additions=patched.added,
-                deletions=patched.removed,
-            )
-        )
-    return tuple(files)
-
-
-def _commit_facts(repo: Path, base: str, head: str) -> tuple[frozenset[str], tuple[CoAuthor, ...]]:
-    log = _git(
-        repo,
-        "log",
-        "--format=%an%x00%(trailers:key=Co-authored-by,valueonly,separator=%x01)%x02",
-        f"{base}..{head}",
-    )
-    authors: set[str] = set()
-    co: list[CoAuthor] = []
-    for record in log.split("\x02"):
-        name, _, trailers = record.strip("\n").partition("\x00")
-        if name:
-            authors.add(name)
-        for value in filter(None, (t.strip() for t in trailers.split("\x01"))):
-            who, _, email = value.partition("<")
-            co.append(CoAuthor(name=who.strip(), email=email.rstrip(">").strip()))
-    return frozenset(authors), tuple(dict.fromkeys(co))
 
 
 # --- commands --------------------------------------------------------------------------
@@ -176,30 +53,27 @@ def _parse_teams(values: Sequence[str]) -> Teams:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    repo = Path(args.repo)
-    if not (repo / ".git").exists() and _git(repo, "rev-parse", "--git-dir", check=False) == "":
-        raise UsageError(f"{repo} is not a git repository")
-    base_tip = _resolve(repo, args.base)
-    head = _resolve(repo, args.head)
-    merge_base = _git(repo, "merge-base", base_tip, head).strip()
-    policy_text = _show(repo, base_tip, POLICY_PATH)
     try:
-        policy = load_policy(policy_text, blob=_blob(repo, base_tip, POLICY_PATH))
-    except InvalidPolicy as error:
-        for problem in error.errors:
-            print(problem.format(f"{args.base}:{POLICY_PATH}"), file=sys.stderr)
-        raise UsageError(f"the policy on {args.base} is invalid") from None
-    codeowners = CodeOwners.empty()
-    codeowners_blob = ""
-    for location in LOCATIONS:
-        text = _show(repo, base_tip, location)
-        if text is not None:
-            codeowners = CodeOwners.parse(text, path=location)
-            codeowners_blob = _blob(repo, base_tip, location)
-            break
-    files = _changed_files(repo, merge_base, head)
-    commit_authors, co_authors = _commit_facts(repo, merge_base, head)
-    author = args.author or _git(repo, "log", "-1", "--format=%an", head).strip()
+        return _check(args)
+    except GitError as error:
+        raise UsageError(str(error)) from None
+
+
+def _check(args: argparse.Namespace) -> int:
+    repo = Path(args.repo)
+    try:
+        git(repo, "rev-parse", "--git-dir")
+    except GitError:
+        raise UsageError(f"{repo} is not a git repository") from None
+    base_tip = resolve(repo, args.base)
+    head = resolve(repo, args.head)
+    merge_base = git(repo, "merge-base", base_tip, head).decode().strip()
+    files, complete = changed_files(repo, merge_base, head)
+    commit_authors, co_authors, emails = commit_facts(repo, merge_base, head)
+    author = (
+        args.author
+        or git(repo, "log", "-1", "--format=%an", head).decode("utf-8", "replace").strip()
+    )
     reviews = tuple(
         Review(
             id=index + 1,
@@ -221,36 +95,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         base_ref=args.base,
         base_sha=base_tip,
         files=files,
+        files_complete=complete,
         reviews=reviews,
         commit_authors=commit_authors,
+        commit_emails=emails,
         co_authors=co_authors,
     )
-    detectors = builtin()
-    needed = engine.needs(policy=policy, codeowners=codeowners, pull=pull, detectors=detectors)
-    texts = {
-        (side, path): _show(repo, merge_base if side == "base" else head, path)
-        for side, path in needed.contents
-    }
-    decision = engine.evaluate(
-        policy=policy,
-        codeowners=codeowners,
-        pull=pull,
-        teams=_parse_teams(args.team),
-        contents=Contents(texts=texts),
-        detectors=detectors,
-        codeowners_blob=codeowners_blob,
-    )
+    facts = LocalFacts(repo=repo, pull=pull, merge_base=merge_base, teams=_parse_teams(args.team))
+    decision = asyncio.run(decide(facts=facts, detectors=builtin()))
+    if decision.outcome is Outcome.ERROR and decision.notes:
+        for note in decision.notes:
+            print(note, file=sys.stderr)
     if args.format == "json":
         sys.stdout.buffer.write(decision.canonical_json() + b"\n")
     elif args.format == "markdown":
         print(render.markdown(decision))
     else:
         print(render.text(decision))
-    if decision.outcome.value == "pass":
-        return EXIT_PASS
-    if decision.outcome.value == "error":
-        return EXIT_USAGE
-    return EXIT_BLOCKED
+    return VOCABULARY[decision.outcome].exit_code
 
 
 def cmd_policy_validate(args: argparse.Namespace) -> int:
@@ -281,12 +143,24 @@ def cmd_policy_default(args: argparse.Namespace) -> int:
     return EXIT_PASS
 
 
-def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+def new_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[Any]]:
     parser = argparse.ArgumentParser(
         prog="gate", description="merge-gate: govern pull requests opened by AI coding agents."
     )
     parser.add_argument("--version", action="version", version=f"merge-gate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser, sub
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of this package's commands alone (``python -m gate``)."""
+    parser, sub = new_parser()
+    register(sub)
+    return parser
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``check`` and ``policy`` to a ``gate`` parser."""
 
     check = sub.add_parser("check", help="decide on a local branch as the service would")
     check.add_argument("--repo", default=".", help="path of the git repository (default: .)")
@@ -324,32 +198,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     default = policy_sub.add_parser("default", help="print the built-in default policy")
     default.set_defaults(func=cmd_policy_default)
 
-    wanted = next((a for a in argv if not a.startswith("-")), None)
-    loaded = SERVICE_COMMANDS[wanted][0] if wanted in SERVICE_COMMANDS else None
-    for name, (module_name, help_text) in SERVICE_COMMANDS.items():
-        if module_name != loaded:
-            sub.add_parser(name, help=help_text, add_help=False)
-    if loaded is not None:
-        try:
-            module = importlib.import_module(loaded)
-        except ModuleNotFoundError as error:
-            if not (error.name and loaded.startswith(error.name)):
-                raise
-            raise UsageError(f"'{wanted}' is not part of this installation ({loaded})") from None
-        module.register(sub)
-    return parser
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def run(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
+    """Parse and run one command; a :class:`UsageError` is exit code 2 with its message."""
     try:
-        parser = build_parser(argv)
-        args = parser.parse_args(argv)
+        args = parser.parse_args(list(argv))
         code: int = args.func(args)
     except UsageError as error:
         print(f"gate: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

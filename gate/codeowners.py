@@ -10,9 +10,11 @@ Implements https://docs.github.com/repositories/managing-your-repositorys-settin
   lines are reported and skipped, as GitHub skips them;
 - a file over 3 MB is not loaded.
 
-Pattern matching is delegated to the ``codeowners`` package; this module is the
+Pattern translation is delegated to the ``codeowners`` package; this module is the
 pre-filter that makes its input match GitHub (that package alone keeps
-``# comment`` words as owners and applies the unsupported syntax).
+``# comment`` words as owners and applies the unsupported syntax). Its regexes are
+recompiled for RE2 with the ``s`` flag: paths are untrusted, and a path with a
+newline in it (git allows any byte but NUL) must match ``**`` like any other.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Any
 import re2
 from codeowners import MASK as _MASK
 from codeowners import CodeOwners as _Matcher
+
+from gate.owners import Owner
 
 LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 MAX_BYTES = 3 * 1024 * 1024
@@ -41,7 +45,7 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    owners: tuple[str, ...]
+    owners: tuple[Owner, ...]
     line: int
     pattern: str
 
@@ -53,11 +57,11 @@ class CodeOwners:
     path: str | None
     problems: tuple[Problem, ...]
     _matcher: _Matcher | None
-    _owners: dict[int, tuple[str, ...]]
+    _owners: dict[int, tuple[Owner, ...]]
     #: First path segment -> rules (latest line first) that can match under it;
     #: "" holds the rules that can match anywhere. Most rules are anchored to a
     #: directory, so a path is tested against a few rules instead of all.
-    _index: dict[str, tuple[tuple[Any, str, int], ...]] = field(default_factory=dict)
+    _index: dict[str, _Bucket] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> CodeOwners:
@@ -70,7 +74,7 @@ class CodeOwners:
             too_big = Problem(1, 1, "CODEOWNERS is over 3 MB; GitHub does not load it")
             return cls(path=path, problems=(too_big,), _matcher=None, _owners={})
         kept: list[str] = []
-        owners_by_line: dict[int, tuple[str, ...]] = {}
+        owners_by_line: dict[int, tuple[Owner, ...]] = {}
         problems: list[Problem] = []
         for number, raw in enumerate(text.splitlines(), start=1):
             line, problem = _clean(raw, number)
@@ -80,7 +84,7 @@ class CodeOwners:
                 kept.append("")
                 continue
             pattern, *owners = line.split()
-            owners_by_line[number] = tuple(owners)
+            owners_by_line[number] = tuple(Owner(o) for o in owners)
             if pattern.endswith("/**/"):
                 # "dir/**/" means every file below dir, the same as "dir/**"; the
                 # matcher would demand one more directory level.
@@ -104,9 +108,21 @@ class CodeOwners:
         if self._matcher is None:
             return None
         path = _encodable(path)
-        first = path.split("/", 1)[0]
-        anywhere = self._index.get("", ())
-        anchored = self._index.get(first, ())
+        text = path.replace(" ", _MASK)
+        anywhere = self._index.get("", _NO_RULES)
+        anchored = self._index.get(path.split("/", 1)[0], _NO_RULES)
+        found = [anywhere.latest(text), anchored.latest(text)]
+        if _UNSURE in found:
+            return self._match_one_by_one(text, anywhere.rules, anchored.rules)
+        rules = [rule for rule in found if isinstance(rule, tuple)]
+        if not rules:
+            return None
+        _regex, pattern, line = max(rules, key=lambda rule: rule[2])
+        return Match(owners=self._owners[line], line=line, pattern=pattern)
+
+    def _match_one_by_one(
+        self, text: str, anywhere: tuple[_Rule, ...], anchored: tuple[_Rule, ...]
+    ) -> Match | None:
         # Merge the two latest-first lists, testing each rule once, latest first.
         i = j = 0
         while i < len(anywhere) or j < len(anchored):
@@ -116,11 +132,11 @@ class CodeOwners:
             else:
                 regex, pattern, line = anchored[j]
                 j += 1
-            if regex.search(path.replace(" ", _MASK)) is not None:
+            if regex.search(text) is not None:
                 return Match(owners=self._owners[line], line=line, pattern=pattern)
         return None
 
-    def owners_of(self, path: str) -> tuple[str, ...]:
+    def owners_of(self, path: str) -> tuple[Owner, ...]:
         found = self.match(path)
         return found.owners if found else ()
 
@@ -152,28 +168,72 @@ def _first_segment(pattern: str) -> str:
     return "" if any(c in first for c in "*?[\\") else first
 
 
-def _linear(regex: Any) -> Any:
-    """The matcher's regex on RE2: linear time whatever the pattern.
-
-    The package compiles patterns for Python's backtracking ``re``, where a line
-    such as ``a/**/**/**/**/**/**/**/**/**/**/b`` takes seconds per path. Its
-    regexes use ``\\A``, ``(?:...)``, classes and escapes, which RE2 reads alike,
-    and end in ``\\Z``, which RE2 spells ``\\z``.
-    """
-    source: str = regex.pattern
-    if source.endswith("\\Z"):
-        source = source[:-2] + "\\z"
-    elif source.endswith("(?:\\Z|/)"):
-        source = source[: -len("(?:\\Z|/)")] + "(?:\\z|/)"
-    return re2.compile(source)
+#: (regex, pattern, line) of one CODEOWNERS rule.
+_Rule = tuple[Any, str, int]
+#: A bucket's answer when RE2's set matcher gave up (see ``_Bucket.latest``).
+_UNSURE = "unsure"
 
 
-def _build_index(matcher: _Matcher) -> dict[str, tuple[tuple[Any, str, int], ...]]:
-    index: dict[str, list[tuple[Any, str, int]]] = {}
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """Rules that can match under one first segment, and all of them as one RE2 set,
+    so a path costs one set match instead of one search per rule."""
+
+    rules: tuple[_Rule, ...]
+    any_of: Any
+
+    @classmethod
+    def of(cls, rules: list[tuple[Any, str, int, str]]) -> _Bucket:
+        options = re2.Options()
+        options.log_errors = False
+        any_of = re2.Set.SearchSet(options)
+        # The sentinel matches every text: its absence means the DFA gave up, and
+        # RE2 then reports no match at all, which must not be read as "unowned".
+        any_of.Add(r"\z")
+        for _regex, _pattern, _line, source in rules:
+            any_of.Add(source)
+        any_of.Compile()
+        return cls(rules=tuple(rule[:3] for rule in rules), any_of=any_of)
+
+    def latest(self, text: str) -> _Rule | str | None:
+        """The latest rule that matches ``text``, None, or ``_UNSURE``."""
+        if not self.rules:
+            return None
+        hits = self.any_of.Match(text)
+        if not hits or 0 not in hits:
+            return _UNSURE
+        # Rules are latest first, so the lowest index is the latest line.
+        first = min((index for index in hits if index), default=0)
+        return self.rules[first - 1] if first else None
+
+
+_NO_RULES = _Bucket(rules=(), any_of=None)
+
+
+def _re2(source: str) -> str:
+    """A Python ``re`` source of the matcher as RE2: ``\\Z`` is spelt ``\\z`` there, and
+    ``.`` must match a newline."""
+    out: list[str] = []
+    i = 0
+    while i < len(source):
+        pair = source[i : i + 2]
+        if pair.startswith("\\"):
+            out.append("\\z" if pair == "\\Z" else pair)
+            i += 2
+            continue
+        out.append(source[i])
+        i += 1
+    return "(?s)" + "".join(out)
+
+
+def _build_index(matcher: _Matcher) -> dict[str, _Bucket]:
+    index: dict[str, list[tuple[Any, str, int, str]]] = {}
     # matcher.paths is latest line first: (regex, pattern, owners, line, section).
     for regex, pattern, _owners, line, _section in matcher.paths:
-        index.setdefault(_first_segment(pattern), []).append((_linear(regex), pattern, line))
-    return {key: tuple(rules) for key, rules in index.items()}
+        source = _re2(regex.pattern)
+        rule = (re2.compile(source), pattern, line, source)
+        index.setdefault(_first_segment(pattern), []).append(rule)
+    return {key: _Bucket.of(rules) for key, rules in index.items()}
 
 
 def _clean(raw: str, number: int) -> tuple[str | None, Problem | None]:

@@ -32,6 +32,8 @@ scope:
   deny:
     - paths: [".github/workflows/**"]
       reason: CI workflows run with the repository's secrets; agents may not edit them.
+    - paths: [".github/actions/**"]
+      reason: the repository's own actions run inside CI workflows, with their secrets.
     - detectors: [secrets]
       reason: a secret in added lines must be revoked, not merged.
 
@@ -56,6 +58,17 @@ tiers:
     description: CI and infrastructure (code-owner approval)
     detectors: [infra]
     require: {approvals: 1, from: code_owners}
+  - name: agent-config
+    description: >-
+      agent instructions, hooks and tool servers (code-owner approval): an agent
+      may not rewrite its own instructions with one casual review
+    paths: ["AGENTS.md", "AGENTS.override.md", "CLAUDE.md", "CLAUDE.local.md", "GEMINI.md",
+            "**/.claude/**", "**/.codex/**", "**/.gemini/**", "**/.cursor/**", ".cursorrules",
+            "**/.windsurf/**", ".windsurfrules", ".clinerules", "**/.clinerules/**",
+            ".github/hooks/**", ".github/copilot-instructions.md", ".github/copilot/**",
+            ".github/instructions/**", ".github/agents/**", ".github/prompts/**",
+            ".mcp.json", "**/.vscode/mcp.json"]
+    require: {approvals: 1, from: code_owners}
   - name: high
     description: auth, billing, payments, security (code-owner approval)
     paths: ["**/auth/**", "**/authn/**", "**/authz/**", "**/oauth/**", "**/login/**",
@@ -79,7 +92,8 @@ tiers:
 default_tier: medium
 # A file whose added content could not be inspected is never in a lower tier.
 unseen_content_tier: medium
-# Owners of gated files that CODEOWNERS leaves unowned, e.g. ["@acme/security"].
+# Owners of gated files that CODEOWNERS leaves unowned, e.g. ["@acme/security"]:
+# set it to the security owners so agent instructions are never left unowned.
 fallback_owners: []
 """
 

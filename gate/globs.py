@@ -11,6 +11,10 @@ Syntax (documented in the README):
 - a pattern without ``/`` matches the file name at any depth (``*.md``).
 
 Paths are untrusted (an agent names its files), so every pattern runs on RE2.
+Git allows any byte but NUL in a path, newlines and control characters included,
+and GitHub lists such paths as they are: every wildcard matches them (RE2's
+``s`` flag, so ``.`` also matches a newline), and paths are matched as given,
+never normalised, so ``.github/workflows/x\n.yml`` is still a workflow.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Protocol
 import re2
 
 _SPECIAL = set(".^$+()|\\")
+#: ``.`` matches a newline too; ``^``/``$`` stay anchored to the whole path.
+_FLAGS = "(?s)"
 
 
 class Program(Protocol):
@@ -128,9 +134,11 @@ class GlobSet:
     def compile(cls, patterns: Iterable[str]) -> GlobSet:
         patterns = tuple(patterns)
         sources = [translate(pattern) for pattern in patterns]
-        each = tuple(re2.compile(f"^(?:{source})$") for source in sources)
+        each = tuple(re2.compile(f"{_FLAGS}^(?:{source})$") for source in sources)
         combined = (
-            re2.compile("^(?:" + "|".join(f"(?:{s})" for s in sources) + ")$") if sources else None
+            re2.compile(_FLAGS + "^(?:" + "|".join(f"(?:{s})" for s in sources) + ")$")
+            if sources
+            else None
         )
         return cls(patterns=patterns, _any=combined, _each=each)
 

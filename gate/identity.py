@@ -68,6 +68,12 @@ def governance(*, agents: Agents, govern_humans: bool, pull: PullSnapshot) -> Go
         for login in sorted(pull.commit_authors):
             if is_agent(agents, login):
                 return Governance(True, True, f"commits authored by agent @{login}")
+        for email in sorted(pull.commit_emails):
+            email_login = _coauthor_login(email)
+            if (email_login and is_agent(agents, email_login)) or _matches(
+                agents.co_author_emails, email
+            ):
+                return Governance(True, True, f"commits authored by agent e-mail <{email}>")
         for co in pull.co_authors:
             trailer_login = _coauthor_login(co.email)
             if (trailer_login and is_agent(agents, trailer_login)) or _matches(
@@ -92,6 +98,11 @@ def never_counts(*, pull: PullSnapshot) -> dict[str, str]:
     add([pull.author], "the PR author")
     add(pull.pushers, "pushed commits to the PR")
     add(pull.commit_authors, "authored commits in the PR")
+    add(filter(None, map(_coauthor_login, pull.commit_emails)), "authored commits in the PR")
+    # A trailer names an identity by e-mail and free-text name: both count, so a
+    # co-author cannot approve under the login the trailer names.
+    add(filter(None, (_coauthor_login(c.email) for c in pull.co_authors)), "co-authored the PR")
+    add((c.name for c in pull.co_authors if c.name and " " not in c.name), "co-authored the PR")
     return out
 
 

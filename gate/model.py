@@ -128,9 +128,13 @@ class PullSnapshot:
     files: tuple[ChangedFile, ...]
     #: False when GitHub's list stopped at its cap (or the reader could not finish).
     files_complete: bool = True
+    #: Other lists read short ("reviews", "commits"): the decision fails closed.
+    cut_lists: tuple[str, ...] = ()
     reviews: tuple[Review, ...] = ()
     labels: frozenset[str] = frozenset()
     commit_authors: frozenset[str] = frozenset()
+    #: Git author and committer e-mails of the PR's commits (an agent may have no account).
+    commit_emails: frozenset[str] = frozenset()
     co_authors: tuple[CoAuthor, ...] = ()
     pushers: frozenset[str] = frozenset()
     requested_users: frozenset[str] = frozenset()
@@ -142,21 +146,35 @@ class PullSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Teams:
-    """Team memberships as facts: ``org/team`` slug -> active member logins."""
+    """Who belongs where, as facts: team members, and who may write to the repository.
+
+    ``members``: ``org/team`` slug -> active member logins. ``writers``: logins
+    (lower case) whose permission on the repository is write, maintain or admin,
+    as GitHub reported it
+    (https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user);
+    ``author_association`` MEMBER or COLLABORATOR does not imply write access.
+    """
 
     members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    writers: frozenset[str] = frozenset()
+    #: Logins of the repository's admins: who approves a gated file nobody owns.
+    admins: frozenset[str] = frozenset()
 
     def has(self, team: str, login: str) -> bool:
         found = self.members.get(team.lower().lstrip("@"))
         return found is not None and login.lower() in found
 
+    def can_write(self, login: str) -> bool:
+        return login.lower() in self.writers
+
     @classmethod
-    def of(cls, members: Mapping[str, Iterable[str]]) -> Teams:
+    def of(cls, members: Mapping[str, Iterable[str]], *, writers: Iterable[str] = ()) -> Teams:
         return cls(
             members={
                 team.lower().lstrip("@"): frozenset(login.lower() for login in logins)
                 for team, logins in members.items()
-            }
+            },
+            writers=frozenset(login.lower() for login in writers),
         )
 
 
@@ -170,6 +188,8 @@ class Contents:
 
     texts: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
     too_large: frozenset[tuple[str, str]] = frozenset()
+    #: Asked for but not read: past the reader's bound per decision. Fails closed.
+    unread: frozenset[tuple[str, str]] = frozenset()
 
     def get(self, side: str, path: str) -> str | None:
         return self.texts.get((side, path))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import rfc8785
 import yaml
@@ -29,9 +29,17 @@ from pydantic import (
     model_validator,
 )
 
-from gate import globs
+from gate import globs, owners
 
 POLICY_PATH = ".github/merge-gate.yml"
+#: Bounds on a policy document, checked before anything is built from it: the text
+#: comes from a repository, and YAML aliases can make a few hundred bytes expand to
+#: billions of nodes ("billion laughs"). A real policy is a few KiB, ~1,000 nodes,
+#: a handful of levels deep and needs few if any aliases.
+MAX_POLICY_BYTES = 256 * 1024
+MAX_ALIASES = 100
+MAX_NODES = 10_000
+MAX_DEPTH = 64
 DETECTORS = ("secrets", "dependencies", "migrations", "infra")
 GATES = ("staged_rollout", "supply_chain_scan")
 
@@ -48,7 +56,9 @@ Glob = Annotated[StrictStr, Field(min_length=1, max_length=1024), AfterValidator
 LoginGlob = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[^\s]+$")]
 Login = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 Owner = Annotated[
-    StrictStr, Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+    StrictStr,
+    Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"),
+    AfterValidator(owners.Owner),
 ]
 DetectorRef = Annotated[StrictStr, Field(pattern=r"^[a-z_]+(:[a-z0-9-]+)?$")]
 
@@ -143,6 +153,17 @@ class Policy(_Section):
     )
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
+    )
+    extend: Literal["org"] | None = Field(
+        None,
+        description="'org': the organisation's policy (its .github repository) applies too, "
+        "as a floor this file can only tighten.",
+    )
+    mode: Literal["enforce", "advisory"] = Field(
+        "enforce",
+        description="'advisory': evaluate, sign, annotate and log everything, but conclude "
+        "the check 'success' titled 'would block' (rolling merge-gate out without "
+        "stopping work).",
     )
 
     @model_validator(mode="after")
@@ -247,66 +268,6 @@ def _duplicate_keys(node: yaml.Node) -> list[PolicyError]:
     return errors
 
 
-#: Nodes of a policy document once its aliases are expanded; real policies have
-#: hundreds. Aliases of aliases grow exponentially ("billion laughs"), and the
-#: validation below walks the expansion.
-MAX_NODES = 50_000
-#: Nesting of a policy document; real policies nest five levels. Every node's key
-#: path is recorded for error positions, so a deeper chain costs its depth squared.
-MAX_DEPTH = 32
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses flow collections (``[``, ``{``) nested past MAX_DEPTH.
-
-    Its scanner revisits every open flow level for each token, so deeper nesting
-    costs the depth squared before the composer's recursion ends it.
-    """
-
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
-        if self.flow_level >= MAX_DEPTH:
-            raise yaml.scanner.ScannerError(
-                None, None, "the policy is nested too deeply", self.get_mark()
-            )
-        super().fetch_flow_collection_start(TokenClass)
-
-
-def _check_size(root: yaml.Node) -> None:
-    """Raise ``InvalidPolicy`` when the expanded document exceeds the limits above.
-
-    Sizes and heights are computed once per distinct node (memoised), so the
-    check is linear in the text even when aliases expand exponentially.
-    """
-    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if id(node) in measured:
-            continue
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        if not done:
-            stack.append((node, True))
-            stack.extend((child, False) for child in children if id(child) not in measured)
-            continue
-        inner = [measured.get(id(child), (1, 1)) for child in children]
-        size = 1 + sum(size for size, _ in inner)
-        height = 1 + max((height for _, height in inner), default=0)
-        if size > MAX_NODES:
-            raise InvalidPolicy(
-                [PolicyError(1, 1, f"the policy expands to over {MAX_NODES} YAML nodes")]
-            )
-        if height > MAX_DEPTH:
-            mark = node.start_mark
-            raise InvalidPolicy(
-                [PolicyError(mark.line + 1, mark.column + 1, "the policy is nested too deeply")]
-            )
-        measured[id(node)] = (size, height)
-
-
 def parse(
     text: str,
     *,
@@ -314,12 +275,22 @@ def parse(
     blob: str = "builtin",
     defaults: LoadedPolicy | None = None,
 ) -> LoadedPolicy:
-    """Parse and validate policy text; raises ``InvalidPolicy`` listing every error."""
+    """Parse and validate policy text; raises ``InvalidPolicy`` listing every error.
+
+    Bounded and linear: the size is checked first, then one streaming pass over the
+    YAML events counts alias uses, nodes as aliases would expand them, and depth, and
+    stops at the first budget exceeded with its position; only then is the document
+    composed and constructed.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise InvalidPolicy(
+            [PolicyError(1, 1, f"the policy is {size} bytes; the limit is {MAX_POLICY_BYTES}")]
+        )
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        if root is not None:
-            _check_size(root)  # before anything walks the aliases' expansion
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        _check_budget(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.SafeLoader("").construct_document(root) if root is not None else None
     except InvalidPolicy:
         raise
     except yaml.YAMLError as error:
@@ -327,8 +298,6 @@ def parse(
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(error, "problem", None) or str(error)
         raise InvalidPolicy([PolicyError(line, column, f"not valid YAML: {problem}")]) from None
-    except RecursionError:  # the composer recurses once per level of nesting
-        raise InvalidPolicy([PolicyError(1, 1, "not valid YAML: nested too deeply")]) from None
     except ValueError as error:  # a constructor's own limit, e.g. int() of 4300+ digits
         raise InvalidPolicy([PolicyError(1, 1, f"not valid YAML: {error}")]) from None
     if root is None or not isinstance(data, dict):
@@ -362,6 +331,49 @@ def parse(
         raise InvalidPolicy(sorted(set(errors), key=lambda e: (e.line, e.column, e.message)))
     lines = {key: line for key, (line, _column) in positions.items()}
     return LoadedPolicy(policy=policy, path=path, blob=blob, lines=lines, defaults=defaults)
+
+
+def _check_budget(text: str) -> None:
+    """Raise ``InvalidPolicy`` at the first alias, node or level past the budgets.
+
+    Streams parser events (no nodes are built), so it costs one pass whatever the
+    aliases would expand to: an anchored node's expanded size is known when it ends
+    and each alias adds that size.
+    """
+    sizes: dict[str, int] = {}
+    #: (anchor, expanded node count before it) of each open collection.
+    open_nodes: list[tuple[str | None, int]] = []
+    total = 0
+    aliases = 0
+
+    def fail(event: yaml.Event, message: str) -> NoReturn:
+        mark = event.start_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        raise InvalidPolicy([PolicyError(line, column, message)])
+
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                fail(event, f"more than {MAX_ALIASES} alias uses ('*name')")
+            if any(anchor == event.anchor for anchor, _ in open_nodes):
+                fail(event, f"alias '*{event.anchor}' refers to a node that contains it")
+            total += sizes.get(str(event.anchor), 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+            open_nodes.append((event.anchor, total))
+            total += 1
+            if len(open_nodes) > MAX_DEPTH:
+                fail(event, f"nested more than {MAX_DEPTH} levels deep")
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent) and open_nodes:
+            anchor, before = open_nodes.pop()
+            if anchor is not None:
+                sizes[anchor] = total - before
+        if total > MAX_NODES:
+            fail(event, f"more than {MAX_NODES} nodes once aliases are expanded")
 
 
 def _positioned(

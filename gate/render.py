@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import Any
 
-from gate.result import Decision, FileResult, Outcome, RequirementResult
+import re2
+
+from gate.result import (
+    VOCABULARY,
+    Decision,
+    DecisionKind,
+    FileResult,
+    Outcome,
+    RequirementResult,
+)
 
 MAX_TEXT = 65535
-
-#: Check-run conclusions. Never neutral or skipped for a block: GitHub counts them as passing.
-CONCLUSIONS = {
-    Outcome.PASS: "success",
-    Outcome.NEEDS_APPROVAL: "action_required",
-    Outcome.DENIED: "failure",
-    Outcome.ERROR: "failure",
-}
 
 _ICON = {
     Outcome.PASS: "✅",
@@ -31,10 +33,26 @@ _ICON = {
 
 
 def conclusion(decision: Decision) -> str:
-    return CONCLUSIONS[decision.outcome]
+    return VOCABULARY[decision.outcome].check_run
 
 
 def title(decision: Decision) -> str:
+    if decision.would_block:
+        return "Would block (advisory mode): " + _title(decision)
+    return _title(decision)
+
+
+def _title(decision: Decision) -> str:
+    if decision.children:
+        if decision.outcome is Outcome.PASS:
+            return f"Passes: all {len(decision.children)} pull requests"
+        part = "Merge group" if decision.kind is DecisionKind.MERGE_GROUP else "Commit"
+        worst = next((c for c in decision.children if c.outcome is decision.outcome), None)
+        if worst is None:
+            return f"{part} blocked: " + decision.summary[:200]
+        return f"{part} blocked by #{worst.number}: {_title(worst)}"
+    if decision.kind is DecisionKind.MERGE_GROUP:
+        return "Merge group blocked: " + _cell(decision.summary)[:200]
     if not decision.governed:
         return "Not governed: human PR"
     if decision.outcome is Outcome.DENIED:
@@ -48,13 +66,76 @@ def title(decision: Decision) -> str:
     return f"Passes (tier {decision.tier})"
 
 
+#: Characters GitHub Flavored Markdown gives a meaning anywhere in a line
+#: (https://github.github.com/gfm/#backslash-escapes): code spans, emphasis and
+#: strikethrough, links and images, table cells, math (``$``), and the escape itself.
+_INLINE = re2.compile(r"([\\`*_\[\]|~$])")
+#: Block markers matter only at the start of a line: headings, list items, setext
+#: underlines, ordered lists (``1.``). Our text always starts after a fixed prefix
+#: (``- ``, ``### ``, a table pipe), so the text's own first character is that start.
+_LEADING = re2.compile(r"^(\s*(?:[0-9]+)?)([#+=.)-])")  # "1." and ".": escaping is harmless
+#: Extended autolinks (https://github.github.com/gfm/#autolinks-extension-): a
+#: scheme's ``://`` and a leading ``www.``; an escaped character breaks the match.
+_AUTOLINK = re2.compile(r"(:)(//)|\b((?i:www))(\.)")
+#: A zero-width space after ``@`` stops GitHub's @-mentions (a notification to a
+#: user or a whole team) and e-mail autolinks, and still reads as ``@``.
+_ZWSP = "\u200b"
+
+
+def _visible(char: str) -> str:
+    """A control or invisible character as something a reviewer can see."""
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)  # Unicode Control Pictures: LF shows as ␊
+    if code == 0x7F:
+        return "\u2421"
+    return f"⟨U+{code:04X}⟩"
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, format or separator character made visible: a file
+    name cannot start a new line or send terminal escape sequences."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _visible(c) for c in text)
+
+
+def _break_autolink(match: Any) -> str:
+    if match.group(1):
+        return "\\:" + str(match.group(2))
+    return str(match.group(3)) + "\\."
+
+
+def escape(text: str) -> str:
+    """``text`` as literal Markdown: what an agent controls renders as itself.
+
+    File names, logins, branch names, titles, detector messages and policy
+    reasons all reach the check-run summary, which GitHub renders as Markdown with
+    inline HTML. Escaped here: HTML (``<``, ``>``, ``&`` as entities), every inline
+    construct (links, images, emphasis, code, table pipes, math), block markers at
+    the start, autolinks and mentions, and every line break or control character
+    (shown as a visible picture, so a ``x\\n.yml`` file cannot fake a second row).
+    """
+    text = html.escape(printable(text), quote=False)
+    text = str(_INLINE.sub(r"\\\1", text))
+    text = str(_LEADING.sub(r"\1\\\2", text, count=1))
+    # Leading blanks would indent a list item's text into a code block: as entities
+    # they still show, but do not count as indentation.
+    stripped = text.lstrip(" \t")
+    if len(stripped) != len(text):
+        blanks = text[: len(text) - len(stripped)]
+        text = blanks.replace(" ", "&#32;").replace("\t", "&#9;") + stripped
+    text = str(_AUTOLINK.sub(_break_autolink, text))
+    return text.replace("@", "@" + _ZWSP)
+
+
 def _cell(text: str) -> str:
-    """Escape user content for a Markdown table cell (GitHub renders HTML in Markdown)."""
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    return escape(text)
 
 
 def _code(text: str) -> str:
-    return "<code>" + html.escape(text) + "</code>"
+    # Markdown inside an HTML <code> element is still parsed, so it is escaped too.
+    return "<code>" + escape(text) + "</code>"
 
 
 def _requirement_row(requirement: RequirementResult) -> str:
@@ -79,14 +160,39 @@ def _file_row(file: FileResult) -> str:
 
 
 def markdown(decision: Decision, *, details_url: str | None = None, limit: int = MAX_TEXT) -> str:
-    """The check-run summary; cut at ``limit`` with a pointer to the details page."""
+    """The check-run summary; cut at ``limit`` with a pointer to the details page.
+
+    A commit's or a merge group's decision says which pull request each part
+    came from: one section per pull request, the most restrictive first.
+    """
+    if not decision.children:
+        return _markdown(decision, details_url=details_url, limit=limit)
+    parts = sorted(decision.children, key=lambda d: (-d.outcome.severity, d.number))
+    intro = [f"### {_ICON[decision.outcome]} {_cell(decision.summary)}", ""]
+    intro += [
+        f"- {_ICON[p.outcome]} #{p.number} into {_code(p.base_ref or p.base_sha[:12])}: "
+        f"{_cell(p.summary)}"
+        for p in parts
+    ]
+    budget = max(2000, (limit - len("\n".join(intro)) - 200) // len(parts))
+    sections = [
+        f"\n---\n## Pull request #{p.number}\n\n"
+        + _markdown(p, details_url=details_url, limit=budget)
+        for p in parts
+    ]
+    return ("\n".join(intro) + "".join(sections))[:limit]
+
+
+def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str:
     head = [
         f"### {_ICON[decision.outcome]} {_cell(decision.summary)}",
         "",
         f"**Governance:** {_cell(decision.governance)}.",
     ]
     if decision.tier:
-        head.append(f"**Tier:** {decision.tier} · **Head:** `{decision.head_sha[:12]}`")
+        head.append(
+            f"**Tier:** {escape(decision.tier)} · **Head:** {_code(decision.head_sha[:12])}"
+        )
     if decision.requirements:
         head += [
             "",
@@ -103,8 +209,24 @@ def markdown(decision: Decision, *, details_url: str | None = None, limit: int =
     if decision.ignored_reviews:
         head += ["", "#### Approvals that do not count"]
         head += [
-            f"- @{_cell(i.user)} (review {i.review_id}): {_cell(i.why)}"
+            f"- {_cell('@' + i.user)} (review {i.review_id}): {_cell(i.why)}"
             for i in decision.ignored_reviews
+        ]
+    if decision.simulation:
+        changed = [r for r in decision.simulation if r.changed]
+        head += [
+            "",
+            f"#### The new policy on the last {len(decision.simulation)} merged pull requests",
+            f"{len(changed)} would be judged differently.",
+            "",
+            "| PR | title | now | with this change |",
+            "|---|---|---|---|",
+            *(
+                f"| #{r.number} | {_cell(r.title[:80])} | {_cell(f'{r.current_tier}: {r.current}')}"
+                f" | {'**' if r.changed else ''}{_cell(f'{r.new_tier}: {r.new}')}"
+                f"{'**' if r.changed else ''} |"
+                for r in decision.simulation
+            ),
         ]
     tail: list[str] = []
     if decision.notes:
@@ -112,8 +234,8 @@ def markdown(decision: Decision, *, details_url: str | None = None, limit: int =
     if decision.policy:
         tail += [
             "",
-            f"<sub>Policy {_code(decision.policy.path)} {decision.policy.digest} "
-            f"at base `{decision.base_sha[:12]}`.</sub>",
+            f"<sub>Policy {_code(decision.policy.path)} {escape(decision.policy.digest)} "
+            f"at base {_code(decision.base_sha[:12])}.</sub>",
         ]
     rows = [_file_row(f) for f in decision.files]
     table = ["", "#### Files", "| file | tier | why |", "|---|---|---|"] if rows else []
@@ -175,8 +297,17 @@ class Annotation:
 
 
 def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
-    """One annotation per gated file, plus one per finding on an exact line."""
-    if not decision.governed:
+    """One annotation per gated file, plus one per finding on an exact line.
+
+    For a tree, the pull requests' annotations, each (path, line, title) once.
+    """
+    if decision.children:
+        seen: dict[tuple[str, int, str], Annotation] = {}
+        for part in decision.pulls:
+            for a in annotate(part, raw_details=raw_details):
+                seen.setdefault((a.path, a.start_line, a.title), a)
+        return list(seen.values())
+    if not decision.governed and not decision.files:
         return []
     open_paths = {p for r in decision.outstanding for p in r.paths}
     gated = {p for r in decision.requirements for p in r.paths}
@@ -189,21 +320,23 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
         elif file.path in gated:
             level = "notice"
         else:
-            continue
+            level = ""
         start, end = file.lines
         why = "; ".join(r.detail for r in file.reasons)
         verb = "denied" if file.denied else f"tier {file.tier}"
-        out.append(
-            Annotation(
-                path=file.path,
-                start_line=start,
-                end_line=end,
-                level=level,
-                title=f"merge-gate: {verb}",
-                message=why,
-                raw_details=raw_details,
+        if level:
+            out.append(
+                Annotation(
+                    path=file.path,
+                    start_line=start,
+                    end_line=end,
+                    level=level,
+                    title=f"merge-gate: {verb}",
+                    message=why,
+                    raw_details=raw_details,
+                )
             )
-        )
+        # A finding on an exact line is shown there, whatever the file's tier.
         for finding in file.findings:
             if finding.line is None:
                 continue
@@ -222,7 +355,7 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
 
 
 def text(decision: Decision) -> str:
-    """Plain text for the terminal (``gate check``)."""
+    """Plain text for the terminal (``gate check``); one line per item, whatever the names."""
     lines = [f"{decision.outcome.value.upper()}: {decision.summary}", f"  {decision.governance}"]
     if decision.files:
         lines.append("files:")
@@ -247,4 +380,4 @@ def text(decision: Decision) -> str:
         lines.append(f"ignored approval by @{ignored.user}: {ignored.why}")
     for note in decision.notes:
         lines.append(f"note: {note}")
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)

@@ -8,7 +8,8 @@ disagree.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import rfc8785
@@ -19,6 +20,60 @@ class Outcome(enum.StrEnum):
     NEEDS_APPROVAL = "needs_approval"
     DENIED = "denied"
     ERROR = "error"
+
+    @property
+    def severity(self) -> int:
+        """Order of restriction: when parts of a tree disagree, the highest wins."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Outcome.PASS: 0, Outcome.NEEDS_APPROVAL: 1, Outcome.ERROR: 2, Outcome.DENIED: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """How one outcome is said outside: check run, audit log, process exit."""
+
+    #: https://docs.github.com/rest/checks/runs#update-a-check-run (``conclusion``).
+    #: Never neutral or skipped for a block: GitHub counts them as passing.
+    check_run: str
+    audit: str
+    exit_code: int
+
+
+#: The one table from an outcome to every outside vocabulary.
+VOCABULARY: Mapping[Outcome, Vocabulary] = {
+    Outcome.PASS: Vocabulary(check_run="success", audit="allowed", exit_code=0),
+    Outcome.NEEDS_APPROVAL: Vocabulary(check_run="action_required", audit="blocked", exit_code=1),
+    Outcome.DENIED: Vocabulary(check_run="failure", audit="denied", exit_code=1),
+    Outcome.ERROR: Vocabulary(check_run="failure", audit="error", exit_code=2),
+}
+
+
+class DecisionKind(enum.StrEnum):
+    """What a decision is about; a commit or a merge group has pull requests as children."""
+
+    PULL = "pull"
+    COMMIT = "commit"
+    MERGE_GROUP = "merge_group"
+
+
+class RequirementKind(enum.StrEnum):
+    APPROVAL = "approval"
+    STAGED_ROLLOUT = "staged_rollout"
+    SUPPLY_CHAIN_SCAN = "supply_chain_scan"
+
+
+class OwnerSource(enum.StrEnum):
+    """Where the people who can satisfy a requirement come from."""
+
+    ANY_WRITER = "any_writer"
+    CODE_OWNERS = "code_owners"
+    POLICY = "policy"
+    FALLBACK = "fallback_owners"
+    UNOWNED = "unowned"
+    APPROVERS = "approvers"
+    SCANNER = "scanner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +121,14 @@ class RequirementResult:
 
     id: str
     tier: str
-    kind: str  # "approval" | "staged_rollout" | "supply_chain_scan"
+    kind: RequirementKind
     description: str
     paths: tuple[str, ...]
     needed: int
     #: '@user' / '@org/team' entries that qualify; empty with kind approval = any writer.
     owners: tuple[str, ...]
+    source: OwnerSource
+    #: Where exactly, for people: ``.github/CODEOWNERS:12 (/app/auth/)`` or a policy line.
     owners_source: str
     satisfied: bool
     satisfied_by: tuple[Approval, ...]
@@ -90,6 +147,22 @@ class PolicyRef:
     path: str
     blob: str
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationRow:
+    """How the current policy and a proposed one judge one merged pull request."""
+
+    number: int
+    title: str
+    current_tier: str | None
+    new_tier: str | None
+    current: str
+    new: str
+
+    @property
+    def changed(self) -> bool:
+        return (self.current_tier, self.current) != (self.new_tier, self.new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +186,39 @@ class Decision:
     notes: tuple[str, ...] = ()
     policy: PolicyRef | None = None
     codeowners: PolicyRef | None = None
+    kind: DecisionKind = DecisionKind.PULL
+    #: The pull request's base branch (its policy's source).
+    base_ref: str = ""
+    #: A draft pull request: nobody is asked for review yet.
+    draft: bool = False
+    #: The policy's ``mode: advisory``: everything as usual, but the check does not block.
+    advisory: bool = False
+    #: The parts of a commit's or a merge group's decision: one per pull request.
+    children: tuple[Decision, ...] = ()
+    #: A pull request changing the policy: what the new one would decide on merged ones.
+    simulation: tuple[SimulationRow, ...] = ()
+
+    @property
+    def would_block(self) -> bool:
+        """Blocked in substance, but published as passing (advisory mode)."""
+        return self.advisory and self.outcome is not Outcome.PASS
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self.would_block:
+            return replace(VOCABULARY[self.outcome], check_run="success")
+        if self.kind is DecisionKind.MERGE_GROUP and self.outcome is Outcome.NEEDS_APPROVAL:
+            # A queued group cannot be approved in place: it fails, and the queue
+            # drops it until its pull requests pass on their own.
+            return VOCABULARY[Outcome.DENIED]
+        return VOCABULARY[self.outcome]
+
+    @property
+    def pulls(self) -> tuple[Decision, ...]:
+        """The pull-request decisions of this tree (itself when it is one)."""
+        if self.kind is DecisionKind.PULL:
+            return (self,)
+        return tuple(p for child in self.children for p in child.pulls)
 
     @property
     def outstanding(self) -> tuple[RequirementResult, ...]:
@@ -124,13 +230,24 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["outcome"] = self.outcome.value
+        _plain(data)
         return data
 
     def canonical_json(self) -> bytes:
         """RFC 8785 canonical JSON: the same decision always gives the same bytes."""
         data: bytes = rfc8785.dumps(self.to_dict())
         return data
+
+
+def _plain(data: dict[str, Any]) -> None:
+    """Enum members as their values, recursively (``asdict`` keeps them as members)."""
+    data["outcome"] = Outcome(data["outcome"]).value
+    data["kind"] = DecisionKind(data["kind"]).value
+    for requirement in data["requirements"]:
+        requirement["kind"] = RequirementKind(requirement["kind"]).value
+        requirement["source"] = OwnerSource(requirement["source"]).value
+    for child in data["children"]:
+        _plain(child)
 
 
 def decision_from_dict(data: dict[str, Any]) -> Decision:
@@ -155,6 +272,8 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             RequirementResult(
                 **{
                     **item,
+                    "kind": RequirementKind(item["kind"]),
+                    "source": OwnerSource(item["source"]),
                     "paths": tuple(item["paths"]),
                     "owners": tuple(item["owners"]),
                     "satisfied_by": tuple(Approval(**a) for a in item["satisfied_by"]),
@@ -178,5 +297,8 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             "notes": tuple(data["notes"]),
             "policy": ref(data["policy"]),
             "codeowners": ref(data["codeowners"]),
+            "kind": DecisionKind(data.get("kind", DecisionKind.PULL)),
+            "children": tuple(decision_from_dict(c) for c in data.get("children", ())),
+            "simulation": tuple(SimulationRow(**row) for row in data.get("simulation", ())),
         }
     )

@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from gate import __version__
 from gate.dsse import (
     PAYLOAD_TYPE_INTOTO,
     InvalidEnvelope,
@@ -47,6 +50,7 @@ from gate.dsse import (
     sign_envelope,
     verify_envelope,
 )
+from gate.result import Decision, DecisionKind
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://merge-gate.dev/decision/v1"
@@ -59,24 +63,127 @@ def subject_name(*, repo: str, number: int) -> str:
     return f"git+https://github.com/{repo}/pull/{number}"
 
 
+def commit_subject_name(*, repo: str, sha: str) -> str:
+    """The subject name of a commit (a merge group's head): ``git+https://github.com/o/r@sha``."""
+    return f"git+https://github.com/{repo}@{sha}"
+
+
 def build_statement(
-    *, repo: str, number: int, head_sha: str, predicate: Mapping[str, object]
+    *,
+    repo: str,
+    number: int,
+    head_sha: str,
+    predicate: Mapping[str, object],
+    more_subjects: Sequence[tuple[str, str]] = (),
 ) -> dict[str, object]:
-    """An in-toto Statement v1 about PR ``number`` of ``repo`` at ``head_sha``."""
+    """An in-toto Statement v1 about PR ``number`` of ``repo`` at ``head_sha``.
+
+    ``number`` 0 names the commit itself (a merge group, or a commit whose pull
+    requests are in ``more_subjects``: (subject name, commit) pairs).
+    """
     if not _REPO.fullmatch(repo):
         raise ValueError(f"repo must be 'owner/name', got {repo!r}")
-    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-        raise ValueError("number must be a positive int")
-    if not _SHA.fullmatch(head_sha):
-        raise ValueError("head_sha must be a lowercase hex git object id")
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise ValueError("number must be a non-negative int")
+    for sha in (head_sha, *(commit for _, commit in more_subjects)):
+        if not _SHA.fullmatch(sha):
+            raise ValueError("head_sha must be a lowercase hex git object id")
+    first = (
+        subject_name(repo=repo, number=number)
+        if number
+        else commit_subject_name(repo=repo, sha=head_sha)
+    )
+    subjects = dict.fromkeys([(first, head_sha), *more_subjects])
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [
-            {"name": subject_name(repo=repo, number=number), "digest": {"gitCommit": head_sha}}
-        ],
+        "subject": [{"name": name, "digest": {"gitCommit": sha}} for name, sha in subjects],
         "predicateType": PREDICATE_TYPE,
         "predicate": dict(predicate),
     }
+
+
+def _part(decision: Decision) -> dict[str, Any]:
+    """What a decision (and each part of its tree) says, for the signed record."""
+    tree = decision.to_dict()
+    return {
+        "kind": decision.kind.value,
+        "pullRequest": decision.number or None,
+        "headSha": decision.head_sha,
+        "policy": {
+            "path": decision.policy.path if decision.policy else None,
+            "blob": decision.policy.blob if decision.policy else None,
+            "digest": decision.policy.digest if decision.policy else None,
+            "codeowners": decision.codeowners.path if decision.codeowners else None,
+            "codeownersBlob": decision.codeowners.blob if decision.codeowners else None,
+            "baseSha": decision.base_sha,
+        },
+        "conclusion": decision.outcome.value,
+        "summary": decision.summary,
+        "tier": decision.tier,
+        "governance": {
+            "governed": decision.governed,
+            "agent": decision.agent,
+            "author": decision.author,
+            "reason": decision.governance,
+        },
+        "files": [
+            {
+                "path": f["path"],
+                "previousPath": f["previous_path"],
+                "tier": f["tier"],
+                "denied": f["denied"],
+                "reasons": f["reasons"],
+                "findings": f["findings"],
+            }
+            for f in tree["files"]
+        ],
+        "requirements": [
+            {
+                "id": r["id"],
+                "kind": r["kind"],
+                "satisfied": r["satisfied"],
+                "owners": r["owners"],
+                "paths": r["paths"],
+                "satisfiedBy": r["satisfied_by"],
+                "explanation": r["explanation"],
+            }
+            for r in tree["requirements"]
+        ],
+        "notes": list(decision.notes),
+        "parts": [_part(child) for child in decision.children],
+    }
+
+
+def predicate(
+    decision: Decision,
+    *,
+    evaluated_at: datetime,
+    delivery_id: str,
+    app_id: int,
+    installation_id: int,
+) -> dict[str, Any]:
+    """The predicate of merge-gate's statement: the decision tree plus the edge's facts."""
+    return {
+        **_part(decision),
+        "evaluatedAt": evaluated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "deliveryId": delivery_id,
+        "appId": app_id,
+        "installationId": installation_id,
+        "version": __version__,
+    }
+
+
+def decision_statement(decision: Decision, *, predicate: Mapping[str, object]) -> dict[str, object]:
+    """The statement about a decision: its pull request, or its commit and every pull request."""
+    pulls = [p for p in decision.pulls if p.number]
+    own = decision.number if decision.kind is DecisionKind.PULL else 0
+    return build_statement(
+        repo=decision.repo,
+        number=own,
+        head_sha=decision.head_sha,
+        predicate=predicate,
+        more_subjects=[(subject_name(repo=p.repo, number=p.number), p.head_sha) for p in pulls],
+    )
 
 
 def sign_decision(

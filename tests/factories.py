@@ -116,12 +116,21 @@ def decide(
     teams: dict[str, list[str]] | None = None,
     detectors: dict[str, object] | None = None,
     contents: Contents | None = None,
+    writers: list[str] | None = None,
 ) -> Decision:
+    """``writers`` default: reviewers whose association is OWNER, MEMBER or COLLABORATOR
+    (what GitHub's permission look-up says for them in these scenarios)."""
+    if writers is None:
+        writers = [
+            r.user
+            for r in snapshot.reviews
+            if r.author_association in ("OWNER", "MEMBER", "COLLABORATOR")
+        ]
     return evaluate(
         policy=policy,
         codeowners=CodeOwners.parse(codeowners) if codeowners else CodeOwners.empty(),
         pull=snapshot,
-        teams=Teams.of(teams or {}),
+        teams=Teams.of(teams or {}, writers=writers),
         contents=contents or Contents(),
         detectors=detectors or QUIET,  # type: ignore[arg-type]
     )

@@ -371,7 +371,7 @@ def test_wrong_payload_type_or_predicate_is_refused(
 
 @pytest.mark.parametrize(
     ("repo", "number", "head"),
-    [("acme", 1, HEAD), ("acme/w", 0, HEAD), ("acme/w", True, HEAD), ("acme/w", 1, "XYZ")],
+    [("acme", 1, HEAD), ("acme/w", -1, HEAD), ("acme/w", True, HEAD), ("acme/w", 1, "XYZ")],
 )
 def test_build_statement_validates(repo: str, number: int, head: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011

@@ -44,7 +44,7 @@ def gate_serve(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Pop
     # Logs go to a file: a pipe nobody drains would block the server once full.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gate", "serve", "--port", str(port), *args],
+        [sys.executable, "-m", "webhooks", "serve", "--port", str(port), *args],
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -156,7 +156,7 @@ def test_worker_killed_mid_job_is_reclaimed_after_its_lease(
     with gate_serve(env) as (proc, url):
         assert opened(url, repo, installation, 2) == 202
         wait_for(
-            lambda: any(c.path.endswith("/pulls/2") for c in fake_github.calls),
+            lambda: any("/pulls/2/" in c.path for c in fake_github.calls),
             what="the job to start",
         )
         proc.send_signal(signal.SIGKILL)

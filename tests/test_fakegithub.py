@@ -179,6 +179,8 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
         ("GET", f"/repos/{REPO}/commits/{pull.head_sha}/check-runs", tok, None),
         ("GET", "/orgs/org/teams/core/members", tok, None),
         ("GET", "/orgs/org/teams/core/memberships/alice", tok, None),
+        ("GET", f"/repos/{REPO}/collaborators/alice/permission", tok, None),
+        ("GET", f"/repos/{REPO}/collaborators?permission=admin", tok, None),
         ("GET", f"/repos/{REPO}/branches/main/protection", tok, None),
         ("GET", f"/repos/{REPO}/rules/branches/main", tok, None),
         ("GET", f"/repos/{REPO}/rulesets", tok, None),

@@ -340,7 +340,7 @@ def test_policy_is_loaded_or_rejected_with_positions(text: str) -> None:
         assert loaded.cite("tiers")
         return
     assert errors
-    lines = text.count("\n") + 1
+    lines = len(text.splitlines()) + 1  # YAML breaks lines at NEL and U+2028 too
     assert all(1 <= e.line <= lines + 1 and e.column >= 1 for e in errors)
 
 
@@ -349,7 +349,7 @@ def test_policy_alias_expansion_is_bounded() -> None:
     lines = ['x0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
     started = time.process_time()
-    with pytest.raises(InvalidPolicy, match="expands to over"):
+    with pytest.raises(InvalidPolicy, match=r"once aliases are expanded|alias uses"):
         load_policy("\n".join(lines))
     assert time.process_time() - started < 1.0
 
@@ -382,7 +382,7 @@ def test_policy_linear_in_nesting() -> None:
 
     _grows_linearly(run, size=30)
     started = time.process_time()
-    with pytest.raises(InvalidPolicy, match="nested too deeply"):
+    with pytest.raises(InvalidPolicy, match="levels deep"):
         load_policy("version: 1\nx: " + "[" * 100_000 + "]" * 100_000)
     assert time.process_time() - started < 0.5
 

@@ -21,9 +21,12 @@ def rules_for(path: str, *lines: str) -> list[str]:
     return [f.rule for f in scan(ChangedFile(path, FileStatus.MODIFIED, patch="@@"), *lines)]
 
 
-def test_name_and_wants_no_texts() -> None:
+def test_name_and_wants_only_the_head_text_of_a_file_without_a_patch() -> None:
     assert DETECTOR.name == "infra"
-    assert DETECTOR.wanted(ChangedFile("Dockerfile", FileStatus.MODIFIED)) == frozenset()
+    with_patch = ChangedFile("Dockerfile", FileStatus.MODIFIED, patch="@@ -1 +1 @@\n-a\n+b")
+    assert DETECTOR.wanted(with_patch) == frozenset()
+    hidden = ChangedFile("Dockerfile", FileStatus.MODIFIED, additions=1)
+    assert DETECTOR.wanted(hidden) == {("head", "Dockerfile")}
 
 
 @pytest.mark.parametrize(

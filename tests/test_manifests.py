@@ -127,7 +127,7 @@ def test_requirements_index_options_are_sources() -> None:
     )
     assert manifest.sources == {
         "--extra-index-url https://pypi.example.com/simple",
-        "-i https://mirror/simple",
+        "--index-url https://mirror/simple",
     }
 
 
@@ -195,7 +195,9 @@ def test_pyproject_all_sections() -> None:
         ("multi", ">=2"),
         ("sphinx", "^7"),
     }
-    assert manifest.sources == {"poetry source https://pypi.example.com/simple"}
+    assert manifest.sources == {
+        'tool.poetry.source = {"name": "private", "url": "https://pypi.example.com/simple"}'
+    }
     assert manifest.lines[Package(PYPI, "httpx", ">=0.27")] == 7
     assert manifest.lines[Package(PYPI, "django", "^4.2")] == 20
     assert manifest.lines[Package(PYPI, "sphinx", "^7")] == 26

@@ -22,9 +22,12 @@ def line_findings(path: str, line: str) -> list[tuple[str, str]]:
     return [(f.rule, f.message) for f in scan(path, line) if f.line is not None]
 
 
-def test_name_and_wants_no_texts() -> None:
+def test_name_and_wants_only_the_head_text_of_a_file_without_a_patch() -> None:
     assert DETECTOR.name == "migrations"
-    assert DETECTOR.wanted(ChangedFile("a.sql", FileStatus.MODIFIED)) == frozenset()
+    with_patch = ChangedFile("a.sql", FileStatus.MODIFIED, patch="@@ -1 +1 @@\n-a\n+b")
+    assert DETECTOR.wanted(with_patch) == frozenset()
+    hidden = ChangedFile("a.sql", FileStatus.MODIFIED, additions=1)
+    assert DETECTOR.wanted(hidden) == {("head", "a.sql")}
 
 
 @pytest.mark.parametrize(

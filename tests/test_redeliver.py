@@ -35,7 +35,7 @@ def test_redelivers_each_guid_without_a_successful_attempt(
         fake_github.add_delivery("installation", "created", status_code=202)
     env = {**os.environ, **settings_env(fake_github, tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "gate", "redeliver", "--since", "24h"],
+        [sys.executable, "-m", "webhooks", "redeliver", "--since", "24h"],
         env=env,
         capture_output=True,
         text=True,
@@ -53,7 +53,7 @@ def test_redelivers_each_guid_without_a_successful_attempt(
 def test_bad_duration_is_a_usage_error(fake_github: FakeGitHub, tmp_path: Path) -> None:
     env = {**os.environ, **settings_env(fake_github, tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "gate", "redeliver", "--since", "yesterday"],
+        [sys.executable, "-m", "webhooks", "redeliver", "--since", "yesterday"],
         env=env,
         capture_output=True,
         text=True,

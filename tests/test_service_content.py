@@ -200,10 +200,14 @@ def test_audit_log_is_served_with_proofs_that_verify(world: World) -> None:
     proof = httpx.get(
         f"{world.svc.url}/audit/inclusion", params={"seq": seq, "size": new.size}
     ).json()
+    # A public endpoint: hashes and proofs, never the entry (it names private things).
+    assert "entry" not in proof
+    entry = world.svc.call(lambda s: s.audit.entries(seq, seq + 1))[0]
+    assert base64.b64decode(proof["leaf_hash"]) == leaf_hash(entry)
     verify_inclusion(  # raises ProofError when it does not verify
         index=seq,
         size=new.size,
-        leaf=leaf_hash(proof["entry"].encode()),
+        leaf=leaf_hash(entry),
         proof=[base64.b64decode(h) for h in proof["proof"]],
         root=new.root,
     )
@@ -222,7 +226,7 @@ def test_audit_log_is_served_with_proofs_that_verify(world: World) -> None:
         verify_inclusion(
             index=seq,
             size=new.size,
-            leaf=leaf_hash(proof["entry"].encode()),
+            leaf=leaf_hash(entry),
             proof=forged,
             root=new.root,
         )
@@ -245,3 +249,15 @@ def test_json_logs_carry_context_and_no_secret(
     from tests.harness import SECRET
 
     assert not any(SECRET in line for line in lines)
+
+
+def test_thousands_of_manifests_fail_closed_without_spending_the_rate_limit(world: World) -> None:
+    files = [
+        PRFile(f"pkg{i}/package.json", patch='@@ -1 +1 @@\n-{}\n+{"dependencies": {}}')
+        for i in range(450)
+    ]
+    world.open(90, files, head=sha(9001))
+    run = world.run(sha(9001), "failure")
+    assert "are read per decision" in run.summary
+    reads = world.fake.calls_to("GET", "/repos/{owner}/{repo}/contents/{path}")
+    assert len([c for c in reads if c.path.endswith("package.json")]) <= 400

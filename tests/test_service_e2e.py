@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gate import render
 from gate.statement import verify_record
 from tests.fakegithub.models import PRCommit, PRFile
 from tests.fakegithub.server import FakeGitHub
@@ -44,7 +45,7 @@ def test_auth_change_blocks_requests_owner_team_and_annotates(world: World) -> N
     assert (annotation["start_line"], annotation["end_line"]) == (11, 12)
     assert annotation["annotation_level"] == "warning"
     assert annotation["raw_details"].startswith("sha256:")
-    assert "@" + world.org + "/security" in run.summary
+    assert render.escape("@" + world.org + "/security") in run.summary
 
 
 def test_owner_approval_passes_and_push_blocks_again(world: World) -> None:
@@ -120,7 +121,11 @@ def test_policy_and_codeowners_edits_are_judged_by_the_base_versions(world: Worl
     )
     run = world.run(head, "action_required")
     assert "governance" in run.summary
-    assert world.fake.requested_reviewers(world.repo, 6)[1] == ["security"]
+    # The review request and the check-run write go out together: wait for both.
+    wait_for(
+        lambda: world.fake.requested_reviewers(world.repo, 6)[1] == ["security"],
+        what="the security team asked",
+    )
     assert not world.fake.calls_to("GET", f"/repos/{world.repo}/git/blobs/{head}")
 
 
@@ -145,8 +150,19 @@ def test_bad_signature_is_401_and_nothing_happens(world: World) -> None:
     assert unsigned.status_code == 401
     world.settle()
     assert len(world.fake.calls) == before
+    # Counted with bounded labels, never written to the audit log: a stranger
+    # posting forged deliveries must not be able to grow it.
     entries = world.svc.call(lambda s: s.audit.query())
-    assert any(e.get("kind") == "delivery_rejected" for e in entries)
+    assert not any(e.get("kind") == "delivery_rejected" for e in entries)
+    metrics = httpx.get(f"{world.svc.url}/metrics").text
+    assert 'event="pull_request",result="bad_signature"' in metrics
+    forged = httpx.post(
+        f"{world.svc.url}/api/github/webhooks",
+        content=b"{}",
+        headers={"X-GitHub-Event": "x" * 30 + "-made-up", "X-GitHub-Delivery": "y"},
+    )
+    assert forged.status_code == 401
+    assert "made-up" not in httpx.get(f"{world.svc.url}/metrics").text
 
 
 def test_same_delivery_three_times_gives_one_check_run(world: World) -> None:
@@ -508,3 +524,94 @@ def test_manifest_permissions_are_exactly_those_the_calls_need() -> None:
     manifest = yaml.safe_load((Path(__file__).parent.parent / "app-manifest.yml").read_text())
     derived = needed_permissions(sorted(OBSERVED), events=manifest["default_events"])
     assert derived == manifest["default_permissions"]
+
+
+def test_advisory_mode_never_blocks_and_counts_what_it_would_have_blocked(world: World) -> None:
+    world.fake.set_file(
+        world.repo,
+        world.base,
+        ".github/merge-gate.yml",
+        "version: 1\nmode: advisory\nfallback_owners: ['@" + world.org + "/security']\n",
+    )
+    before = httpx.get(f"{world.svc.url}/metrics").text
+    world.open(95, [PRFile("app/auth/x.py", patch=patch())], head=sha(9501))
+    run = world.run(sha(9501), "success")
+    assert run.title.startswith("Would block (advisory mode): Needs approval")
+    # Evaluated, signed and annotated as usual; nobody is asked for review.
+    assert any(a["path"] == "app/auth/x.py" for a in run.annotations)
+    assert world.fake.requested_reviewers(world.repo, 95) == ([], [])
+    after = httpx.get(f"{world.svc.url}/metrics").text
+
+    def count(text: str) -> float:
+        line = next(
+            (x for x in text.splitlines() if x.startswith("merge_gate_would_block_total")), ""
+        )
+        return float(line.split()[-1]) if line else 0.0
+
+    assert count(after) == count(before) + 1
+    entries = world.svc.call(lambda s: s.audit.query())
+    mine = [e for e in entries if e.get("repo") == world.repo and e.get("pr") == 95]
+    assert mine[-1]["conclusion"] == "blocked"
+    assert mine[-1]["advisory"] is True
+
+
+BAD_POLICY = (
+    "version: 1\n"
+    "bogus: true\n"
+    "tiers:\n"
+    "  - name: low\n"
+    '    require: {approvals: "two"}\n'
+    "unseen_content_tier: low\n"
+    "default_tier: low\n"
+    "scope: {deny: [{paths: ['x/**']}]}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("author", "author_type"), [("devin-ai-integration[bot]", "Bot"), ("alice", "User")]
+)
+def test_a_new_policy_with_mistakes_is_annotated_on_each_line_and_cannot_pass(
+    world: World, author: str, author_type: str
+) -> None:
+    number = 96 if author_type == "Bot" else 97
+    head = sha(9600 + number)
+    world.fake.set_file(world.repo, head, ".github/merge-gate.yml", BAD_POLICY)
+    world.open(
+        number,
+        [PRFile(".github/merge-gate.yml", patch=patch())],
+        head=head,
+        author=author,
+        author_type=author_type,
+    )
+    run = world.run(head, "failure")
+    lines = sorted(
+        a["start_line"]
+        for a in run.annotations
+        if a["path"] == ".github/merge-gate.yml" and a["annotation_level"] == "failure"
+    )
+    assert lines == [2, 5, 8]
+    assert "is invalid (3 error(s)" in run.summary
+
+
+def test_a_policy_change_shows_what_it_would_decide_on_the_last_merged_prs(world: World) -> None:
+    for number, path in ((98_001, "app/auth/login.py"), (98_002, "docs/a.md")):
+        pull = world.fake.add_pull(
+            world.repo, number, head_sha=sha(number), files=[PRFile(path, patch=patch())]
+        )
+        pull.state, pull.merged = "closed", True
+    # The new policy makes docs gated too.
+    loosened = (
+        "version: 1\n"
+        "tiers:\n"
+        "  - {name: low, paths: ['nothing/**'], require: {approvals: 0}}\n"
+        "  - {name: medium, require: {approvals: 1}}\n"
+        "default_tier: medium\nunseen_content_tier: medium\n"
+    )
+    head = sha(9901)
+    world.fake.set_file(world.repo, head, ".github/merge-gate.yml", loosened)
+    world.open(99, [PRFile(".github/merge-gate.yml", patch=patch())], head=head)
+    run = world.run(head, "action_required")
+    assert "The new policy on the last 2 merged pull requests" in run.summary
+    row = next(line for line in run.summary.splitlines() if line.startswith("| #98002"))
+    assert "low: CI only" in row
+    assert "**medium: gated**" in row

@@ -67,7 +67,7 @@ class SetupProcess:
 
 
 def start_setup(tmp_path: Path, *args: str) -> SetupProcess:
-    """``python -m gate setup ...``; returns once it prints its loopback URL."""
+    """``python -m webhooks setup ...``; returns once it prints its loopback URL."""
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATE_")}
     env["PYTHONPATH"] = str(ROOT)
@@ -75,7 +75,7 @@ def start_setup(tmp_path: Path, *args: str) -> SetupProcess:
         [
             sys.executable,
             "-m",
-            "gate",
+            "webhooks",
             "setup",
             "--public-url",
             PUBLIC_URL,

@@ -986,3 +986,19 @@ async def test_another_process_accepts_while_we_claim(backend: Backend) -> None:
     for seen in per_key.values():
         assert seen == sorted(seen)  # each key's deliveries in accept order
     assert await store.depth() == 0
+
+
+async def test_a_lock_has_one_owner_until_released_or_run_out(backend: Backend) -> None:
+    first, second = await backend.open(), await backend.open()
+    assert await first.lock("commit:o/r@abc", owner="a", ttl=10)
+    assert not await second.lock("commit:o/r@abc", owner="b", ttl=10)
+    # Its owner renews it; a stranger cannot release it.
+    assert await first.lock("commit:o/r@abc", owner="a", ttl=10)
+    await second.unlock("commit:o/r@abc", owner="b")
+    assert not await second.lock("commit:o/r@abc", owner="b", ttl=10)
+    await first.unlock("commit:o/r@abc", owner="a")
+    assert await second.lock("commit:o/r@abc", owner="b", ttl=10)
+    # A holder that died holds it only until its time runs out.
+    backend.clock.advance(11)
+    assert await first.lock("commit:o/r@abc", owner="a", ttl=10)
+    assert await second.lock("commit:o/r@other", owner="b", ttl=10)

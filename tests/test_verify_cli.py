@@ -1,6 +1,7 @@
 """``gate verify``, ``gate keygen`` and ``gate audit`` (webhooks.commands.*).
 
-Each is run in-process through ``run()`` and as a real subprocess of ``python -m gate``.
+Each is run in-process through ``run()`` and as a real subprocess of
+``python -m webhooks`` (the ``gate`` console script).
 """
 
 from __future__ import annotations
@@ -41,11 +42,11 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def gate(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m gate ...`` as a real process (``gate/__main__.py`` -> ``gate.cli.main``)."""
+    """``python -m webhooks ...`` as a real process (the ``gate`` console script)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("GATE_DATA_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "gate", *argv],
+        [sys.executable, "-m", "webhooks", *argv],
         input=stdin.decode() if stdin is not None else None,
         capture_output=True,
         text=True,

@@ -51,10 +51,9 @@ class World:
             fake.set_team(self.org, team, members)
 
     def add_pull(self, number: int, files: list[PRFile], *, head: str, **extra: Any) -> None:
-        """A PR into this world's base, without a delivery."""
-        self.fake.add_pull(
-            self.repo, number, head_sha=head, base_sha=self.base, files=files, **extra
-        )
+        """A PR into this world's base (or ``base_sha`` given), without a delivery."""
+        extra.setdefault("base_sha", self.base)
+        self.fake.add_pull(self.repo, number, head_sha=head, files=files, **extra)
 
     def deliver_patched(
         self,
@@ -114,6 +113,10 @@ class World:
                 return runs[-1]
             return None
 
+        wait_for(found, what=f"check run {conclusion or ''} on {head[:8]}")
+        # The job ends after everything it writes (review requests go out beside
+        # the check run): wait for it, then read the run again.
+        self.settle()
         return wait_for(found, what=f"check run {conclusion or ''} on {head[:8]}")
 
 

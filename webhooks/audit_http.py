@@ -2,6 +2,9 @@
 
 Proofs follow RFC 9162 section 2.1; hashes are base64 as in checkpoints.
 Reading never writes: the latest checkpoint is the last one written to the sink.
+These endpoints are public, so they serve hashes and proofs only, never an
+entry (entries name private repositories, files and people): whoever holds an
+entry (from ``gate audit``) checks it against the leaf hash and the proof.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from gate.merkle import leaf_hash
 from webhooks.audit_store import AuditLogError
 from webhooks.service import Service
 
@@ -43,7 +47,7 @@ def routes(service: Service) -> list[Route]:
             {
                 "seq": seq,
                 "tree_size": size,
-                "entry": entry.decode(),
+                "leaf_hash": base64.b64encode(leaf_hash(entry)).decode(),
                 "proof": [base64.b64encode(h).decode() for h in proof],
             }
         )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gate import render
-from gate.result import Decision, Outcome
+from gate.result import Decision, Outcome, RequirementKind
 from webhooks.github import GitHubApp, GitHubError
 from webhooks.store import Store
 
@@ -24,7 +24,7 @@ log = logging.getLogger("merge_gate.checks")
 
 CHECK_NAME = "merge-gate"
 ANNOTATIONS_PER_REQUEST = 50
-CONFIRM_ROLLOUT = "confirm_rollout"
+CONFIRM_ROLLOUT = "confirm_rollout"  # the action's identifier, see webhooks.facts
 
 
 def check_run_output(
@@ -41,11 +41,18 @@ def check_run_output(
     body: dict[str, Any] = {
         "name": CHECK_NAME,
         "status": "completed",
-        "conclusion": render.conclusion(decision),
+        "conclusion": decision.vocabulary.check_run,
         "details_url": details_url,
         "output": output,
     }
-    if any(r.kind == "staged_rollout" and not r.satisfied for r in decision.requirements):
+    # A denied decision offers nothing a button could fix.
+    waiting = [
+        r
+        for p in decision.pulls
+        for r in p.requirements
+        if r.kind is RequirementKind.STAGED_ROLLOUT and not r.satisfied
+    ]
+    if waiting and decision.outcome is not Outcome.DENIED:
         body["actions"] = [
             {
                 "label": "Confirm rollout",
@@ -113,7 +120,8 @@ async def add_note(
     gh: GitHubApp, *, installation_id: int, repo: str, run_id: int, body: dict[str, Any], note: str
 ) -> None:
     """Append ``note`` to the check run's summary."""
-    summary = (body["output"]["summary"] + f"\n\n> {note}")[: render.MAX_TEXT]
+    # GitHub's error text is not ours to trust either: escaped like everything else.
+    summary = (body["output"]["summary"] + f"\n\n> {render.escape(note)}")[: render.MAX_TEXT]
     await gh.call(
         "PATCH",
         f"/repos/{repo}/check-runs/{run_id}",

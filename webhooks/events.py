@@ -1,16 +1,21 @@
-"""Routing deliveries: which events matter, and the coalescing key of each.
+"""Routing deliveries: which events matter, their typed job keys and intents.
 
-Routes on ``X-GitHub-Event`` and ``action`` into slim views of the few fields
-merge-gate needs, rather than validating whole payloads (payload schemas drift;
-a strict parse of a payload we only need three fields of would reject real
-deliveries). Event reference: https://docs.github.com/webhooks/webhook-events-and-payloads
+A delivery is translated once, here, at the receiver, into an *intent*: the few
+facts merge-gate acts on, typed. The store keeps the intent, not GitHub's JSON,
+and the worker never sees a raw payload. Payload schemas drift, so nothing is
+validated beyond the fields routed on (a strict parse of whole payloads would
+reject real deliveries).
+Event reference: https://docs.github.com/webhooks/webhook-events-and-payloads
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 #: event -> actions merge-gate acts on (None: every action).
 HANDLED: Mapping[str, frozenset[str] | None] = {
@@ -41,11 +46,156 @@ class MalformedPayload(ValueError):
     """A handled event whose payload lacks a field merge-gate needs."""
 
 
+# --- job keys -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PullKey:
+    """One pull request: its deliveries coalesce (the newest head wins)."""
+
+    repo: str
+    number: int
+
+    @property
+    def text(self) -> str:
+        return f"pr:{self.repo}#{self.number}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShaKey:
+    """A head sha whose pull requests are not named (fork check suites, re-runs)."""
+
+    repo: str
+    sha: str
+
+    @property
+    def text(self) -> str:
+        return f"sha:{self.repo}@{self.sha}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    repo: str
+    head_sha: str
+
+    @property
+    def text(self) -> str:
+        return f"group:{self.repo}@{self.head_sha}"
+
+
+@dataclass(frozen=True, slots=True)
+class InstallKey:
+    installation_id: int
+
+    @property
+    def text(self) -> str:
+        return f"install:{self.installation_id}"
+
+
+JobKey = PullKey | ShaKey | GroupKey | InstallKey
+
+
+def parse_key(text: str) -> JobKey:
+    """The typed key of a store key string (the inverse of ``.text``)."""
+    kind, _, rest = text.partition(":")
+    if kind == "pr":
+        repo, _, number = rest.rpartition("#")
+        if repo and number.isdigit():
+            return PullKey(repo, int(number))
+    elif kind in ("sha", "group"):
+        repo, _, sha = rest.rpartition("@")
+        if repo and sha:
+            return ShaKey(repo, sha) if kind == "sha" else GroupKey(repo, sha)
+    elif kind == "install" and rest.isdigit():
+        return InstallKey(int(rest))
+    raise ValueError(f"not a job key: {text!r}")
+
+
+# --- intents ------------------------------------------------------------------------------
+
+
+class _Intent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    installation_id: int | None = None
+
+
+class PullChanged(_Intent):
+    """Something about one pull request changed: evaluate its head again."""
+
+    kind: Literal["pull"] = "pull"
+    repo: str
+    number: int
+    head_sha: str
+    event: str
+    action: str
+    #: Who caused it; for ``synchronize`` the user who pushed the new head.
+    sender: str = ""
+    closed: bool = False
+
+
+class HeadRequested(_Intent):
+    """Check runs of a head sha were asked for again (re-run, check suite)."""
+
+    kind: Literal["head"] = "head"
+    repo: str
+    head_sha: str
+    numbers: tuple[int, ...] = ()
+
+
+class RolloutConfirmed(_Intent):
+    """A user pressed the check run's *Confirm rollout* button."""
+
+    kind: Literal["confirm"] = "confirm"
+    repo: str
+    head_sha: str
+    user: str
+    identifier: str
+    numbers: tuple[int, ...] = ()
+
+
+class GroupQueued(_Intent):
+    """A merge queue asks for checks on a merge group's head."""
+
+    kind: Literal["merge_group"] = "merge_group"
+    repo: str
+    head_sha: str
+    base_sha: str
+    head_ref: str = ""
+
+
+class InstallationChanged(_Intent):
+    """Installation or team membership changed: caches must be dropped."""
+
+    kind: Literal["installation"] = "installation"
+    event: str
+    action: str = ""
+    #: ``org/team`` (lower case) of a ``membership`` event: its decisions are redone.
+    team: str = ""
+
+
+Intent = Annotated[
+    PullChanged | HeadRequested | RolloutConfirmed | GroupQueued | InstallationChanged,
+    Field(discriminator="kind"),
+]
+_INTENT: TypeAdapter[Intent] = TypeAdapter(Intent)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
-    key: str
-    repo: str | None
-    installation_id: int | None
+    key: JobKey
+    intent: Intent
+
+    @property
+    def repo(self) -> str | None:
+        return getattr(self.intent, "repo", None)
+
+
+def handled(event: str, action: str | None) -> bool:
+    if event not in HANDLED:
+        return False
+    actions = HANDLED[event]
+    return actions is None or action in actions
 
 
 def _get(payload: Mapping[str, Any], *path: str) -> Any:
@@ -57,39 +207,125 @@ def _get(payload: Mapping[str, Any], *path: str) -> Any:
     return node
 
 
-def handled(event: str, action: str | None) -> bool:
-    if event not in HANDLED:
-        return False
-    actions = HANDLED[event]
-    return actions is None or action in actions
+def _str(payload: Mapping[str, Any], *path: str) -> str:
+    value = _get(payload, *path)
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload(f"{'.'.join(path)} is not a non-empty string")
+    return value
 
 
-def route(event: str, payload: Mapping[str, Any]) -> Route:
-    """The coalescing key: one per pull request, head sha, merge group or installation."""
+def _int(payload: Mapping[str, Any], *path: str) -> int:
+    value = _get(payload, *path)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedPayload(f"{'.'.join(path)} is not an integer")
+    return value
+
+
+def _optional(payload: Mapping[str, Any], *path: str) -> str:
+    """A string field that may be missing: "" when absent or not a string."""
+    node: Any = payload
+    for part in path:
+        if not isinstance(node, Mapping):
+            return ""
+        node = node.get(part)
+    return node if isinstance(node, str) else ""
+
+
+def _numbers(node: Mapping[str, Any]) -> tuple[int, ...]:
+    pulls = node.get("pull_requests")
+    if not isinstance(pulls, list):
+        return ()
+    return tuple(
+        int(p["number"])
+        for p in pulls
+        if isinstance(p, Mapping) and isinstance(p.get("number"), int)
+    )
+
+
+def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) -> Route:
+    """The typed intent of a delivery and the key it coalesces under."""
     installation = payload.get("installation")
     installation_id = installation.get("id") if isinstance(installation, Mapping) else None
+    if not isinstance(installation_id, int) or isinstance(installation_id, bool):
+        installation_id = None
+    action = action or (payload.get("action") if isinstance(payload.get("action"), str) else "")
     if event in ("installation", "installation_repositories", "membership", "ping"):
-        return Route(
-            key=f"install:{installation_id or 0}", repo=None, installation_id=installation_id
+        team = ""
+        if event == "membership":
+            slug = _optional(payload, "team", "slug")
+            org = _optional(payload, "organization", "login")
+            team = f"{org}/{slug}".lower() if slug and org else ""
+        intent: Intent = InstallationChanged(
+            installation_id=installation_id, event=event, action=action or "", team=team
         )
-    repo = str(_get(payload, "repository", "full_name"))
+        return Route(InstallKey(installation_id or 0), intent)
+    repo = _str(payload, "repository", "full_name")
     if event in ("pull_request", "pull_request_review"):
-        number = int(_get(payload, "pull_request", "number"))
-        return Route(key=f"pr:{repo}#{number}", repo=repo, installation_id=installation_id)
+        number = _int(payload, "pull_request", "number")
+        intent = PullChanged(
+            installation_id=installation_id,
+            repo=repo,
+            number=number,
+            head_sha=_str(payload, "pull_request", "head", "sha"),
+            event=event,
+            action=action or "",
+            sender=_optional(payload, "sender", "login"),
+            closed=event == "pull_request" and action == "closed",
+        )
+        return Route(PullKey(repo, number), intent)
     if event in ("check_run", "check_suite"):
         node = _get(payload, event)
-        pulls = node.get("pull_requests") or []
-        # Fork PRs are not listed in check_run.pull_requests: map them by head sha.
-        if len(pulls) == 1 and isinstance(pulls[0], Mapping) and "number" in pulls[0]:
-            return Route(
-                key=f"pr:{repo}#{int(pulls[0]['number'])}",
-                repo=repo,
+        head = _str(node, "head_sha")
+        numbers = _numbers(node)
+        if event == "check_run" and action == "requested_action":
+            identifier = _optional(payload, "requested_action", "identifier")
+            intent = RolloutConfirmed(
                 installation_id=installation_id,
+                repo=repo,
+                head_sha=head,
+                user=_str(payload, "sender", "login"),
+                identifier=identifier,
+                numbers=numbers,
             )
-        return Route(
-            key=f"sha:{repo}@{_get(node, 'head_sha')}", repo=repo, installation_id=installation_id
-        )
+        else:
+            intent = HeadRequested(
+                installation_id=installation_id, repo=repo, head_sha=head, numbers=numbers
+            )
+        # Fork PRs are not listed in pull_requests: those are found by head sha.
+        key: JobKey = PullKey(repo, numbers[0]) if len(numbers) == 1 else ShaKey(repo, head)
+        return Route(key, intent)
     if event == "merge_group":
-        head = _get(payload, "merge_group", "head_sha")
-        return Route(key=f"group:{repo}@{head}", repo=repo, installation_id=installation_id)
+        head = _str(payload, "merge_group", "head_sha")
+        intent = GroupQueued(
+            installation_id=installation_id,
+            repo=repo,
+            head_sha=head,
+            base_sha=_str(payload, "merge_group", "base_sha"),
+            head_ref=_optional(payload, "merge_group", "head_ref"),
+        )
+        return Route(GroupKey(repo, head), intent)
     raise MalformedPayload(f"no route for event {event!r}")
+
+
+def encode(intent: Intent) -> bytes:
+    """The bytes the store keeps for a delivery."""
+    return intent.model_dump_json().encode()
+
+
+def decode(body: bytes, *, event: str, action: str | None) -> Intent:
+    """An intent back from the store.
+
+    A body that is not an intent is a GitHub payload accepted by an older
+    receiver: it is translated now, once, the same way.
+    """
+    try:
+        return _INTENT.validate_json(body)
+    except ValidationError:
+        pass
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise MalformedPayload("stored delivery is neither an intent nor JSON") from None
+    if not isinstance(payload, Mapping):
+        raise MalformedPayload("stored delivery is not a JSON object")
+    return route(event, payload, action=action).intent

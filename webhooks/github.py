@@ -46,6 +46,15 @@ class NotFound(GitHubError):
     pass
 
 
+class ListCut(Exception):
+    """A paged list is longer than the reader takes: the caller must fail closed."""
+
+    def __init__(self, route: str, pages: int) -> None:
+        self.route = route
+        self.pages = pages
+        super().__init__(f"{route} has {pages} pages; merge-gate reads at most the first ones")
+
+
 class Backoff(Exception):
     """GitHub asked us to wait longer than a worker should block; retry the job later."""
 
@@ -75,8 +84,8 @@ class SharedTransport(httpx.AsyncBaseTransport):
     each request must not close the shared pool, so only ``close()`` does.
     """
 
-    def __init__(self) -> None:
-        self._pool = httpx.AsyncHTTPTransport(http2=False)
+    def __init__(self, pool: httpx.AsyncBaseTransport | None = None) -> None:
+        self._pool = pool or httpx.AsyncHTTPTransport(http2=False)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         return await self._pool.handle_async_request(request)
@@ -115,7 +124,9 @@ class GitHubApp:
         base_url: str,
         timeout: float = 10.0,
         on_call: Callable[[str, str, int], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (an in-process GitHub in tests)."""
         self.app_id = app_id
         self._key = private_key
         self._base_url = base_url.rstrip("/") + "/"
@@ -124,7 +135,7 @@ class GitHubApp:
         self._warm: set[int | None] = set()
         self._locks: dict[int | None, asyncio.Lock] = {}
         self._on_call = on_call
-        self._transport = SharedTransport()
+        self._transport = SharedTransport(transport)
         self.stats = CallStats()
 
     def _client(self, installation_id: int | None) -> GitHub[Any]:
@@ -260,7 +271,10 @@ class GitHubApp:
         max_pages: int = 30,
         route: str = "",
     ) -> list[Any]:
-        """Every item of a paged list: page 1, then the rest concurrently via Link rel=last."""
+        """Every item of a paged list: page 1, then the rest concurrently via Link rel=last.
+
+        Never a silent cut: a list longer than ``max_pages`` raises :class:`ListCut`.
+        """
         query = {"per_page": 100, **(params or {})}
         first = await self.call(
             "GET", url, installation_id=installation_id, params=query, route=route
@@ -269,7 +283,9 @@ class GitHubApp:
         last = _last_page(first.headers.get("link", ""))
         if last is None or last <= 1:
             return items
-        pages = range(2, min(last, max_pages) + 1)
+        if last > max_pages:
+            raise ListCut(route or url, last)
+        pages = range(2, last + 1)
         answers = await asyncio.gather(
             *(
                 self.call(

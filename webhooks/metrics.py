@@ -46,6 +46,11 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+        self.would_block = Counter(
+            "merge_gate_would_block",
+            "Decisions that would have blocked, published as passing (advisory mode)",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "merge_gate_dead_letters", "Jobs given up after retries", registry=r
         )

@@ -12,7 +12,6 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gate.dsse import InvalidEnvelope
-from gate.render import CONCLUSIONS
 from gate.result import decision_from_dict
 from gate.statement import verify_record
 
@@ -78,7 +77,7 @@ def decision_page(stored: Mapping[str, Any], *, keys: Mapping[str, Ed25519Public
 <h1 class={escape(outcome)}>{escape(decision.summary)}</h1>
 <p><b>{escape(decision.repo)}#{decision.number}</b> at <code>{escape(decision.head_sha)}</code>,
 base <code>{escape(decision.base_sha)}</code> · check conclusion
-<b>{escape(CONCLUSIONS[decision.outcome])}</b> · evaluated {escape(str(stored.get("at", "")))}</p>
+<b>{escape(decision.vocabulary.check_run)}</b> · evaluated {escape(str(stored.get("at", "")))}</p>
 <p>{escape(decision.governance)}.</p>
 {_verified(stored["envelope"], keys, decision.head_sha)}
 <p>Record digest <code>{escape(str(stored.get("digest", "")))}</code></p>

@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from gate.codeowners import LOCATIONS, CodeOwners
+from gate.decide import Config, parse_policy
 from gate.model import (
     GITHUB_FILE_LIMIT,
     ChangedFile,
     CoAuthor,
+    Contents,
     FileStatus,
     PullSnapshot,
     Review,
@@ -32,10 +34,14 @@ from gate.model import (
     Teams,
     UserType,
 )
-from gate.policy import POLICY_PATH
-from webhooks.github import GitHubApp, NotFound
+from gate.policy import POLICY_PATH, InvalidPolicy, LoadedPolicy
+from webhooks.github import GitHubApp, ListCut, NotFound
 
 MAX_BLOB = 1024 * 1024
+#: How long the organisation's policy is reused before it is read again (seconds).
+ORG_POLICY_TTL = 300.0
+#: File texts read for the detectors per decision, at most.
+MAX_CONTENT_READS = 400
 _STATUS = {"changed": FileStatus.MODIFIED, "unchanged": FileStatus.MODIFIED}
 
 
@@ -88,16 +94,22 @@ def co_authors_of(message: str) -> list[CoAuthor]:
 
 def commit_facts(
     commits: Iterable[Mapping[str, Any]],
-) -> tuple[frozenset[str], frozenset[str], tuple[CoAuthor, ...]]:
-    """(commit author logins, users who pushed, co-author trailers).
+) -> tuple[frozenset[str], frozenset[str], tuple[CoAuthor, ...], frozenset[str]]:
+    """(commit author logins, users who pushed, co-author trailers, git e-mails).
 
     GitHub has no API naming who pushed; the committers of the PR's commits stand
     in for them (``web-flow`` is GitHub itself committing a web edit or merge).
     """
     authors: set[str] = set()
     pushers: set[str] = set()
+    emails: set[str] = set()
     co: list[CoAuthor] = []
     for commit in commits:
+        git = commit.get("commit") or {}
+        for role in ("author", "committer"):
+            email = (git.get(role) or {}).get("email")
+            if email:
+                emails.add(str(email))
         author = (commit.get("author") or {}).get("login")
         committer = (commit.get("committer") or {}).get("login")
         if author:
@@ -105,40 +117,30 @@ def commit_facts(
         if committer and committer != "web-flow":
             pushers.add(str(committer))
         co.extend(co_authors_of(str((commit.get("commit") or {}).get("message", ""))))
-    return frozenset(authors), frozenset(pushers), tuple(dict.fromkeys(co))
+    return frozenset(authors), frozenset(pushers), tuple(dict.fromkeys(co)), frozenset(emails)
 
 
-@dataclass(frozen=True, slots=True)
-class PullRead:
-    raw: Mapping[str, Any]
-    snapshot: PullSnapshot
-    state: str
-    merged: bool
-
-
-async def read_pull(gh: GitHubApp, *, installation_id: int, repo: str, number: int) -> PullRead:
-    """The pull request's current state: pull, files, reviews and commits read concurrently."""
-    base = f"/repos/{repo}/pulls/{number}"
-    pull_answer, files, reviews, commits = await asyncio.gather(
-        gh.call("GET", base, installation_id=installation_id, route="GET /pulls/{n}"),
-        gh.paginate(f"{base}/files", installation_id=installation_id, route="/pulls/{n}/files"),
-        gh.paginate(f"{base}/reviews", installation_id=installation_id, route="/pulls/{n}/reviews"),
-        gh.paginate(
-            f"{base}/commits",
-            installation_id=installation_id,
-            route="/pulls/{n}/commits",
-            max_pages=3,
-        ),
-    )
-    pull: Mapping[str, Any] = pull_answer.data
+def snapshot_of(
+    pull: Mapping[str, Any],
+    *,
+    repo: str,
+    files: list[Mapping[str, Any]],
+    reviews: list[Mapping[str, Any]],
+    commits: list[Mapping[str, Any]],
+) -> PullSnapshot:
+    """The engine's view of a pull request, from GitHub's JSON (translated once, here)."""
     listed = [file_from_json(item) for item in files]
-    changed_files = int(pull.get("changed_files", len(listed)))
-    complete = len(listed) >= changed_files and len(listed) <= GITHUB_FILE_LIMIT
-    authors, pushers, co = commit_facts(commits)
+    # ``changed_files`` is in the full pull request only; without it, a list that
+    # reached GitHub's cap is taken as cut short.
+    if "changed_files" in pull:
+        complete = int(pull["changed_files"]) <= len(listed) <= GITHUB_FILE_LIMIT
+    else:
+        complete = len(listed) < GITHUB_FILE_LIMIT
+    authors, pushers, co, emails = commit_facts(commits)
     user = pull.get("user") or {}
-    snapshot = PullSnapshot(
+    return PullSnapshot(
         repo=repo,
-        number=number,
+        number=int(pull["number"]),
         author=str(user.get("login", "")),
         author_type=_user_type(user),
         head_sha=str(pull["head"]["sha"]),
@@ -149,6 +151,7 @@ async def read_pull(gh: GitHubApp, *, installation_id: int, repo: str, number: i
         reviews=tuple(r for r in map(review_from_json, reviews) if r is not None),
         labels=frozenset(str(label.get("name")) for label in pull.get("labels", [])),
         commit_authors=authors,
+        commit_emails=emails,
         co_authors=co,
         pushers=pushers,
         requested_users=frozenset(
@@ -159,20 +162,122 @@ async def read_pull(gh: GitHubApp, *, installation_id: int, repo: str, number: i
         ),
         draft=bool(pull.get("draft", False)),
     )
-    return PullRead(
-        raw=pull,
-        snapshot=snapshot,
-        state=str(pull.get("state", "open")),
-        merged=bool(pull.get("merged")),
+
+
+#: GitHub lists at most 250 commits of a pull request
+#: (https://docs.github.com/rest/pulls/pulls#list-commits-on-a-pull-request).
+GITHUB_COMMIT_LIMIT = 250
+
+
+async def _whole(
+    gh: GitHubApp, url: str, *, installation_id: int, route: str, name: str, cut: list[str]
+) -> list[Any]:
+    try:
+        return await gh.paginate(url, installation_id=installation_id, route=route)
+    except ListCut:
+        cut.append(name)
+        return []
+
+
+async def read_snapshot(
+    gh: GitHubApp, *, installation_id: int, repo: str, pull: Mapping[str, Any]
+) -> PullSnapshot:
+    """Files, reviews and commits of ``pull`` (a pull request object), read concurrently.
+
+    A list GitHub or the reader cuts short is named in ``cut_lists``: the engine
+    fails closed on it (an agent could bury a CHANGES_REQUESTED review under
+    thousands of comments, or a human's commit past the 250th).
+    """
+    base = f"/repos/{repo}/pulls/{int(pull['number'])}"
+    cut: list[str] = []
+    files, reviews, commits = await asyncio.gather(
+        _whole(
+            gh,
+            f"{base}/files",
+            installation_id=installation_id,
+            route="/pulls/{n}/files",
+            name="files",
+            cut=cut,
+        ),
+        _whole(
+            gh,
+            f"{base}/reviews",
+            installation_id=installation_id,
+            route="/pulls/{n}/reviews",
+            name="reviews",
+            cut=cut,
+        ),
+        _whole(
+            gh,
+            f"{base}/commits",
+            installation_id=installation_id,
+            route="/pulls/{n}/commits",
+            name="commits",
+            cut=cut,
+        ),
     )
+    known = pull.get("commits")
+    if len(commits) >= GITHUB_COMMIT_LIMIT and not (
+        isinstance(known, int) and known <= len(commits)
+    ):
+        cut.append("commits")
+    snapshot = snapshot_of(pull, repo=repo, files=files, reviews=reviews, commits=commits)
+    if "files" in cut:
+        snapshot = dataclasses.replace(snapshot, files_complete=False)
+    return dataclasses.replace(snapshot, cut_lists=tuple(sorted(set(cut) - {"files"})))
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    policy_text: str | None
-    policy_blob: str
-    codeowners: CodeOwners
-    codeowners_blob: str
+async def get_pull(
+    gh: GitHubApp, *, installation_id: int, repo: str, number: int
+) -> Mapping[str, Any]:
+    answer = await gh.call(
+        "GET",
+        f"/repos/{repo}/pulls/{number}",
+        installation_id=installation_id,
+        route="GET /pulls/{n}",
+    )
+    data: Mapping[str, Any] = answer.data
+    return data
+
+
+async def open_pulls_at(
+    gh: GitHubApp, *, installation_id: int, repo: str, sha: str
+) -> list[Mapping[str, Any]]:
+    """Open pull requests whose head is ``sha``, whatever their base: one call.
+
+    https://docs.github.com/rest/commits/commits#list-pull-requests-associated-with-a-commit
+    lists the open pull requests containing a commit that is not on the default
+    branch; those whose head is the commit are the ones its check run speaks for.
+    """
+    answer = await gh.call(
+        "GET",
+        f"/repos/{repo}/commits/{sha}/pulls",
+        installation_id=installation_id,
+        params={"per_page": 100},
+        route="GET /commits/{sha}/pulls",
+    )
+    return [
+        p
+        for p in answer.data or []
+        if p.get("state") == "open" and (p.get("head") or {}).get("sha") == sha
+    ]
+
+
+async def open_pulls_scan(
+    gh: GitHubApp, *, installation_id: int, repo: str, sha: str
+) -> list[Mapping[str, Any]]:
+    """Every open pull request with head ``sha``, by listing them all (fork heads).
+
+    GitHub does not associate a fork's commits with the base repository's pull
+    requests, so the cheap look-up misses them; this reads every page.
+    """
+    pulls = await gh.paginate(
+        f"/repos/{repo}/pulls",
+        installation_id=installation_id,
+        params={"state": "open"},
+        route="/pulls",
+    )
+    return [p for p in pulls if (p.get("head") or {}).get("sha") == sha]
 
 
 class ConfigReader:
@@ -182,6 +287,8 @@ class ConfigReader:
         self._gh = gh
         self._by_sha: OrderedDict[tuple[str, str], Config] = OrderedDict()
         self._blobs: OrderedDict[str, str] = OrderedDict()
+        self._policies: OrderedDict[str, LoadedPolicy | InvalidPolicy] = OrderedDict()
+        self._orgs: dict[str, tuple[float, LoadedPolicy | InvalidPolicy | None]] = {}
         #: (repo, directory) -> (ETag, listing) of the last listing read. GitHub's ETag
         #: is a hash of the response, so it also matches the same listing at
         #: another commit: an unchanged .github/ at a new base sha costs a 304.
@@ -218,11 +325,61 @@ class ConfigReader:
                 )
                 codeowners_blob = blob
                 break
-        config = Config(policy_text, policy_blob or "", codeowners, codeowners_blob)
+        parsed = await self._parsed(policy_text, policy_blob or "")
+        org = None
+        if policy_text is None or (
+            isinstance(parsed, LoadedPolicy) and parsed.policy.extend == "org"
+        ):
+            org = await self._org_policy(installation_id, repo.split("/", 1)[0])
+        config = Config(policy_text, policy_blob or "", codeowners, codeowners_blob, parsed, org)
         self._by_sha[key] = config
         if len(self._by_sha) > self._size:
             self._by_sha.popitem(last=False)
         return config
+
+    async def _org_policy(
+        self, installation_id: int, owner: str
+    ) -> LoadedPolicy | InvalidPolicy | None:
+        """``OWNER/.github``'s ``.github/merge-gate.yml`` on its default branch, or None.
+
+        Cached for ``ORG_POLICY_TTL`` seconds: a change to it applies within that time.
+        """
+        now = time.monotonic()
+        known = self._orgs.get(owner)
+        if known is not None and now - known[0] <= ORG_POLICY_TTL:
+            return known[1]
+        found: LoadedPolicy | InvalidPolicy | None = None
+        try:
+            answer = await self._gh.call(
+                "GET",
+                f"/repos/{owner}/.github/contents/{POLICY_PATH}",
+                installation_id=installation_id,
+                route="GET /contents",
+            )
+        except NotFound:
+            answer = None
+        data = answer.data if answer is not None and isinstance(answer.data, Mapping) else None
+        if data is not None and data.get("encoding") == "base64":
+            text = base64.b64decode(data.get("content", "")).decode("utf-8", "replace")
+            found = await self._parsed(
+                text, str(data.get("sha", "")), path=f"{owner}/.github:{POLICY_PATH}"
+            )
+        self._orgs[owner] = (now, found)
+        return found
+
+    async def _parsed(
+        self, text: str | None, blob: str, *, path: str = POLICY_PATH
+    ) -> LoadedPolicy | InvalidPolicy:
+        """Parse in a thread (a hostile policy must not stall the receiver), once per blob."""
+        key = f"{path}@{blob}"
+        if blob and key in self._policies:
+            return self._policies[key]
+        parsed = await asyncio.to_thread(parse_policy, text, blob=blob, path=path)
+        if blob:
+            self._policies[key] = parsed
+            if len(self._policies) > self._size:
+                self._policies.popitem(last=False)
+        return parsed
 
     async def _listing(
         self, *, installation_id: int, repo: str, sha: str, directory: str
@@ -269,6 +426,7 @@ class ConfigReader:
 
     def forget(self) -> None:
         self._by_sha.clear()
+        self._orgs.clear()
 
 
 class TeamReader:
@@ -304,6 +462,75 @@ class TeamReader:
         self._cache.clear()
 
 
+class PermissionReader:
+    """Who may write to a repository, asked per user and cached for ``ttl`` seconds.
+
+    https://docs.github.com/rest/collaborators/collaborators#get-repository-permissions-for-a-user:
+    ``permission`` is admin, write, read or none (maintain reads as write).
+    """
+
+    def __init__(self, gh: GitHubApp, *, ttl: float = 60.0, size: int = 4096) -> None:
+        self._gh = gh
+        self._ttl = ttl
+        self._size = size
+        self._cache: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
+        self._admins: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def writers(
+        self, *, installation_id: int, repo: str, logins: Iterable[str]
+    ) -> frozenset[str]:
+        wanted = sorted({login.lower() for login in logins})
+        answers = await asyncio.gather(*(self._can_write(installation_id, repo, u) for u in wanted))
+        return frozenset(u for u, ok in zip(wanted, answers, strict=True) if ok)
+
+    async def _can_write(self, installation_id: int, repo: str, login: str) -> bool:
+        now = time.monotonic()
+        known = self._cache.get((repo, login))
+        if known is not None and now - known[0] <= self._ttl:
+            return known[1]
+        try:
+            answer = await self._gh.call(
+                "GET",
+                f"/repos/{repo}/collaborators/{login}/permission",
+                installation_id=installation_id,
+                route="GET /collaborators/{u}/permission",
+            )
+            ok = (answer.data or {}).get("permission") in ("admin", "maintain", "write")
+        except NotFound:
+            ok = False
+        self._cache[(repo, login)] = (now, ok)
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return ok
+
+    async def admins(self, *, installation_id: int, repo: str) -> frozenset[str]:
+        """The repository's admins (users, not Apps), cached for ``ttl`` seconds.
+
+        https://docs.github.com/rest/collaborators/collaborators#list-repository-collaborators
+        """
+        now = time.monotonic()
+        known = self._admins.get(repo)
+        if known is not None and now - known[0] <= self._ttl:
+            return known[1]
+        people = await self._gh.paginate(
+            f"/repos/{repo}/collaborators",
+            installation_id=installation_id,
+            params={"permission": "admin"},
+            route="/collaborators",
+        )
+        found = frozenset(
+            str(p["login"]).lower()
+            for p in people
+            if p.get("type", "User") == "User" and (p.get("permissions") or {}).get("admin")
+        )
+        self._admins[repo] = (now, found)
+        return found
+
+    def forget(self) -> None:
+        self._cache.clear()
+        self._admins.clear()
+
+
 async def read_contents(
     gh: GitHubApp,
     *,
@@ -312,8 +539,14 @@ async def read_contents(
     wanted: Iterable[tuple[str, str]],
     base_sha: str,
     head_sha: str,
-) -> tuple[dict[tuple[str, str], str | None], frozenset[tuple[str, str]]]:
-    """Texts the detectors asked for; files over 1 MB are marked too large, not read."""
+    limit: int = MAX_CONTENT_READS,
+) -> Contents:
+    """Texts the detectors asked for; files over 1 MB are marked too large, not read.
+
+    At most ``limit`` files per decision: a pull request of thousands of manifests
+    must not spend the installation's rate limit. The rest is ``unread``, and the
+    engine fails closed on it.
+    """
 
     async def one(side: str, path: str) -> tuple[tuple[str, str], str | None, bool]:
         ref = base_sha if side == "base" else head_sha
@@ -333,7 +566,8 @@ async def read_contents(
         text = base64.b64decode(data.get("content", "")).decode("utf-8", "replace")
         return (side, path), text, False
 
-    results = await asyncio.gather(*(one(side, path) for side, path in sorted(set(wanted))))
+    ordered = sorted(set(wanted))
+    results = await asyncio.gather(*(one(side, path) for side, path in ordered[:limit]))
     texts = {key: text for key, text, _large in results}
     large = frozenset(key for key, _text, too_large in results if too_large)
-    return texts, large
+    return Contents(texts=texts, too_large=large, unread=frozenset(ordered[limit:]))

@@ -1,20 +1,21 @@
-"""Signed decision records: the predicate of merge-gate's in-toto statement.
+"""Signed decision records, and the typed document each published decision is kept as.
 
-The predicate is built from the same decision tree the check run renders, plus
-the facts only the edge knows (time, delivery, app and installation ids).
+The predicate and the statement are pure (:mod:`gate.statement`, next to
+``verify_record``); this module adds the key and the edge's facts (time,
+delivery, app and installation ids).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gate import __version__
-from gate.result import Decision
-from gate.statement import build_statement, record_digest, sign_decision
+from gate.result import Decision, decision_from_dict
+from gate.statement import decision_statement, predicate, record_digest, sign_decision
 from webhooks.keys import KeyRing
 
 
@@ -33,63 +34,6 @@ class Record:
         )
 
 
-def predicate(
-    decision: Decision,
-    *,
-    evaluated_at: datetime,
-    delivery_id: str,
-    app_id: int,
-    installation_id: int,
-) -> dict[str, Any]:
-    tree = decision.to_dict()
-    return {
-        "policy": {
-            "path": decision.policy.path if decision.policy else None,
-            "blob": decision.policy.blob if decision.policy else None,
-            "digest": decision.policy.digest if decision.policy else None,
-            "codeowners": decision.codeowners.path if decision.codeowners else None,
-            "codeownersBlob": decision.codeowners.blob if decision.codeowners else None,
-            "baseSha": decision.base_sha,
-        },
-        "conclusion": decision.outcome.value,
-        "tier": decision.tier,
-        "governance": {
-            "governed": decision.governed,
-            "agent": decision.agent,
-            "author": decision.author,
-            "reason": decision.governance,
-        },
-        "files": [
-            {
-                "path": f["path"],
-                "previousPath": f["previous_path"],
-                "tier": f["tier"],
-                "denied": f["denied"],
-                "reasons": f["reasons"],
-                "findings": f["findings"],
-            }
-            for f in tree["files"]
-        ],
-        "requirements": [
-            {
-                "id": r["id"],
-                "kind": r["kind"],
-                "satisfied": r["satisfied"],
-                "owners": r["owners"],
-                "paths": r["paths"],
-                "satisfiedBy": r["satisfied_by"],
-                "explanation": r["explanation"],
-            }
-            for r in tree["requirements"]
-        ],
-        "evaluatedAt": evaluated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "deliveryId": delivery_id,
-        "appId": app_id,
-        "installationId": installation_id,
-        "version": __version__,
-    }
-
-
 def sign(
     decision: Decision,
     *,
@@ -99,10 +43,8 @@ def sign(
     app_id: int,
     installation_id: int,
 ) -> Record:
-    statement = build_statement(
-        repo=decision.repo,
-        number=decision.number,
-        head_sha=decision.head_sha,
+    statement = decision_statement(
+        decision,
         predicate=predicate(
             decision,
             evaluated_at=evaluated_at,
@@ -115,3 +57,38 @@ def sign(
         statement=statement, private_key=keyring.active.private_key, keyid=keyring.active.kid
     )
     return Record(envelope=envelope, digest=record_digest(envelope))
+
+
+def new_id() -> str:
+    """A details-page id: 128 random bits, so a page cannot be found by guessing."""
+    return secrets.token_hex(16)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """A published decision as the store keeps it (namespace ``decision``)."""
+
+    decision: Decision
+    envelope: Mapping[str, object]
+    digest: str
+    at: str
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "decision": self.decision.to_dict(),
+                "envelope": self.envelope,
+                "digest": self.digest,
+                "at": self.at,
+            }
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> StoredDecision:
+        raw: dict[str, Any] = json.loads(data)
+        return cls(
+            decision=decision_from_dict(raw["decision"]),
+            envelope=raw["envelope"],
+            digest=str(raw["digest"]),
+            at=str(raw["at"]),
+        )

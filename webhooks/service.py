@@ -8,13 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
+
 from gate.detectors import builtin
 from gate.detectors.base import Detector
 from webhooks.audit_store import AuditLog, default_origin, open_audit_log
 from webhooks.github import GitHubApp
 from webhooks.keys import KeyRing, load_keyring
 from webhooks.metrics import Metrics
-from webhooks.reader import ConfigReader, TeamReader
+from webhooks.reader import ConfigReader, PermissionReader, TeamReader
 from webhooks.settings import Settings
 from webhooks.store import Store, open_store
 from webhooks.supplychain import ScanUrls
@@ -34,6 +36,7 @@ class Service:
     metrics: Metrics
     configs: ConfigReader
     teams: TeamReader
+    access: PermissionReader
     detectors: dict[str, Detector]
     scan_urls: ScanUrls = field(default_factory=ScanUrls)
     clock: Callable[[], datetime] = utcnow
@@ -48,7 +51,12 @@ class Service:
         await self.gh.close()
 
 
-async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Service:
+async def build(
+    settings: Settings,
+    *,
+    scan_urls: ScanUrls | None = None,
+    github_transport: httpx.AsyncBaseTransport | None = None,
+) -> Service:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
     gh = GitHubApp(
@@ -56,6 +64,7 @@ async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Ser
         private_key=settings.app_key_pem(),
         base_url=settings.github_api_url,
         on_call=metrics.github_call,
+        transport=github_transport,
     )
     keyring = load_keyring(data_dir=settings.data_dir, key_file=settings.signing_key_file)
     store = await open_store(
@@ -77,6 +86,7 @@ async def build(settings: Settings, *, scan_urls: ScanUrls | None = None) -> Ser
         metrics=metrics,
         configs=ConfigReader(gh),
         teams=TeamReader(gh),
+        access=PermissionReader(gh),
         detectors=builtin(),
         scan_urls=scan_urls
         or ScanUrls(osv_querybatch=settings.osv_url, pypi=settings.pypi_url, npm=settings.npm_url),

@@ -27,7 +27,8 @@ class Finding:
     path: str
     #: Line in the head version of the file; ``None`` for a whole-file finding.
     line: int | None
-    #: Safe to render anywhere: a detector never puts a secret in its message.
+    #: Safe to render anywhere: a detector never puts a secret in its message, and
+    #: the engine redacts whatever one quotes from the pull request (``redact_text``).
     message: str
     deny: bool = False
 
@@ -49,3 +50,27 @@ class Detector(Protocol):
     def scan(self, data: ScanInput) -> Sequence[Finding]:
         """Findings for one changed file."""
         ...
+
+
+def head_text_wanted(file: ChangedFile) -> frozenset[tuple[str, str]]:
+    """The head text of a file GitHub sent without a patch (binary, or a diff too
+    large to show), so a content detector can read what the change adds."""
+    return frozenset({("head", file.path)}) if file.content_unseen else frozenset()
+
+
+def inspected_lines(data: ScanInput) -> Sequence[AddedLine] | None:
+    """The lines a content detector must scan, or ``None`` when they are unknown.
+
+    With a patch: the added lines. Without one (``content_unseen``): every line of
+    the head text, since all of it may be new; ``None`` when that text was not read
+    or was too large, and the engine then gives the file the highest tier its path
+    could need (``gate.classify``).
+    """
+    file = data.file
+    if not file.content_unseen:
+        return data.added
+    key = ("head", file.path)
+    text = data.contents.get(*key)
+    if text is None or key in data.contents.too_large:
+        return None
+    return tuple(AddedLine(number=n, text=line) for n, line in enumerate(text.splitlines(), 1))

@@ -11,17 +11,21 @@ that does not parse yields a finding, never an empty answer.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gate.detectors.base import Finding, ScanInput
 from gate.detectors.manifests import (
+    Ecosystem,
     Manifest,
     Package,
     ParseError,
     manifest_kind,
+    origin,
     parse_manifest,
 )
+from gate.detectors.secrets import redact_text
 from gate.model import ChangedFile, FileStatus
 
 BASE = "base"
@@ -59,6 +63,10 @@ class DependencyDetector:
         return frozenset(wanted)
 
     def scan(self, data: ScanInput) -> Sequence[Finding]:
+        by_path = _path_findings(self.name, data.file)
+        return (*by_path, *self._manifest(data))
+
+    def _manifest(self, data: ScanInput) -> Sequence[Finding]:
         base_path, head_path = _paths(data.file)
         if head_path is None:
             # Removed (or renamed away from a manifest name): nothing added.
@@ -72,6 +80,75 @@ class DependencyDetector:
         # An unreadable base is compared as empty: every head package counts as new.
         findings.extend(_compare(self.name, path, base=base.manifest or _EMPTY, head=head.manifest))
         return tuple(findings)
+
+
+#: Package-manager settings that choose registries, indexes and mirrors:
+#: https://docs.npmjs.com/cli/configuring-npm/npmrc,
+#: https://yarnpkg.com/configuration/yarnrc, https://classic.yarnpkg.com/en/docs/yarnrc,
+#: https://pip.pypa.io/en/stable/topics/configuration/,
+#: https://docs.astral.sh/uv/concepts/configuration-files/, https://bun.sh/docs/runtime/bunfig,
+#: https://doc.rust-lang.org/cargo/reference/config.html,
+#: https://bundler.io/man/bundle-config.1.html, https://pnpm.io/pnpmfile.
+#: Any change counts, removal included: dropping a scoped registry sends its
+#: packages to the public one (dependency confusion).
+_SOURCE_CONFIG_NAMES = frozenset(
+    {
+        ".npmrc",
+        ".yarnrc",
+        ".yarnrc.yml",
+        "pip.conf",
+        "pip.ini",
+        "uv.toml",
+        "bunfig.toml",
+        ".pnpmfile.cjs",
+        ".condarc",
+    }
+)
+_SOURCE_CONFIG_IN = {
+    ".cargo": frozenset({"config", "config.toml"}),
+    ".bundle": frozenset({"config"}),
+}
+#: Manifests merge-gate does not parse (setup.py is a program): their dependency
+#: changes are unknown, so an edit is treated as an unread manifest.
+_UNPARSED_MANIFESTS = frozenset({"setup.py", "setup.cfg", "Pipfile"})
+
+
+def _path_findings(detector: str, file: ChangedFile) -> list[Finding]:
+    findings: list[Finding] = []
+    for path in file.paths:
+        name = posixpath.basename(path)
+        parent = posixpath.basename(posixpath.dirname(path))
+        if name in _SOURCE_CONFIG_NAMES or name in _SOURCE_CONFIG_IN.get(parent, ()):
+            findings.append(
+                Finding(
+                    detector=detector,
+                    rule="new-source",
+                    path=file.path,
+                    line=None,
+                    message=(
+                        f"package manager settings {_safe(path)} {file.status.value}: "
+                        "they choose the registries packages come from"
+                    ),
+                )
+            )
+            break
+    else:
+        if file.status is not FileStatus.REMOVED and posixpath.basename(file.path) in (
+            _UNPARSED_MANIFESTS
+        ):
+            findings.append(
+                Finding(
+                    detector=detector,
+                    rule="manifest-unread",
+                    path=file.path,
+                    line=None,
+                    message=(
+                        f"{_safe(file.path)} is not a manifest merge-gate parses; "
+                        "its dependency changes are unknown"
+                    ),
+                )
+            )
+    return findings
 
 
 def new_packages(data: ScanInput) -> tuple[Package, ...]:
@@ -164,6 +241,21 @@ def _compare(detector: str, path: str, *, base: Manifest, head: Manifest) -> lis
                     message=f"new {ecosystem} package {_safe(name)}{_spec_suffix(specs)}",
                 )
             )
+        elif moved := _new_origins(ecosystem, name, before=before[key], after=specs):
+            # A pin turned into a URL, a git repository, a path or an alias: the
+            # code comes from somewhere no scan of the registry covers.
+            findings.append(
+                Finding(
+                    detector=detector,
+                    rule="new-source",
+                    path=path,
+                    line=line,
+                    message=(
+                        f"{ecosystem} package {_safe(name)} now comes from "
+                        f"{' | '.join(_safe(m) for m in moved)} (was {_specs(before[key])})"
+                    ),
+                )
+            )
         elif before[key] != specs:
             findings.append(
                 Finding(
@@ -190,6 +282,17 @@ def _compare(detector: str, path: str, *, base: Manifest, head: Manifest) -> lis
     return findings
 
 
+def _new_origins(
+    ecosystem: str, name: str, *, before: frozenset[str], after: frozenset[str]
+) -> list[str]:
+    """Origins (other than the registry) ``after`` names that ``before`` did not."""
+
+    def origins(specs: frozenset[str]) -> set[str]:
+        return {origin(Package(Ecosystem(ecosystem), name, spec)) for spec in specs}
+
+    return sorted(origins(after) - origins(before) - {""})
+
+
 def _by_key(packages: Iterable[Package]) -> dict[tuple[str, str], frozenset[str]]:
     grouped: dict[tuple[str, str], set[str]] = {}
     for package in packages:
@@ -208,8 +311,11 @@ def _spec_suffix(specs: frozenset[str]) -> str:
 
 
 def _safe(text: str) -> str:
-    """One line, printable, bounded: names come from an untrusted manifest."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    """One line, printable, bounded, no secret: names come from an untrusted manifest.
+
+    Secrets are redacted before the cut, which could otherwise leave half of one.
+    """
+    flat = redact_text("".join(ch if ch.isprintable() else " " for ch in text))
     flat = " ".join(flat.split())
     if len(flat) > _MESSAGE_FIELD_LIMIT:
         flat = flat[: _MESSAGE_FIELD_LIMIT - 1] + "…"

@@ -3,7 +3,10 @@
 Rule ids: ``ci-workflow`` (GitHub Actions workflows), ``ci-action`` (actions
 defined in the repository), ``ci-config`` (other CI systems), ``container``
 (Dockerfiles, Containerfiles, Compose files), ``terraform``, ``kubernetes``,
-``helm`` and ``governance`` (this app's policy file and CODEOWNERS).
+``helm``, ``governance`` (this app's policy file and CODEOWNERS) and ``submodule``
+(``.gitmodules``, or a gitlink: a file whose patch is only ``Subproject commit <sha>``
+lines, which is how GitHub lists a submodule moved to another commit; that pulls in
+code the diff does not show).
 
 Findings never deny on their own: the policy decides what a rule means (the
 built-in one denies workflow edits by agents through its scope and escalates
@@ -17,6 +20,7 @@ Where the files live:
 - CODEOWNERS: https://docs.github.com/repositories/managing-your-repositorys-settings-and-features/customizing-your-repository/about-code-owners#codeowners-file-location
 - Helm charts: https://helm.sh/docs/topics/charts/#the-chart-file-structure
 - Kubernetes objects: https://kubernetes.io/docs/concepts/overview/working-with-objects/
+- submodules: https://git-scm.com/docs/gitmodules, https://git-scm.com/book/en/v2/Git-Tools-Submodules
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 
 import re2
 
-from gate.detectors.base import Finding, ScanInput
+from gate.detectors.base import Finding, ScanInput, head_text_wanted, inspected_lines
 from gate.model import ChangedFile, FileStatus
 
 _GOVERNANCE = frozenset(
@@ -57,6 +61,9 @@ _TERRAFORM_FILES = frozenset({".terraform.lock.hcl", "terragrunt.hcl"})
 _YAML = (".yaml", ".yml")
 
 _API_VERSION = re2.compile(r"^\s*(?:-\s+)?apiVersion\s*:\s*\S")
+#: A gitlink line of a patch: git prints a submodule's commit this way (SHA-1 or SHA-256),
+#: with ``-dirty`` for a work tree with changes.
+_SUBPROJECT = re2.compile(r"^[+-]Subproject commit [0-9a-f]{40}(?:[0-9a-f]{24})?(?:-dirty)?$")
 _KIND = re2.compile(r"^\s*(?:-\s+)?kind\s*:\s*[\"']?([A-Za-z][A-Za-z0-9]*)")
 
 _LABELS = {
@@ -68,6 +75,7 @@ _LABELS = {
     "terraform": "Terraform file",
     "helm": "Helm chart file",
     "kubernetes": "Kubernetes manifest",
+    "submodule": "git submodule",
 }
 
 
@@ -104,7 +112,17 @@ def path_rules(path: str) -> tuple[str, ...]:
         rules.append("helm")
     if lower in ("kustomization.yaml", "kustomization.yml"):
         rules.append("kubernetes")
+    if base == ".gitmodules":
+        rules.append("submodule")
     return tuple(rules)
+
+
+def is_gitlink(patch: str | None) -> bool:
+    """True when ``patch`` moves, adds or removes a submodule: only gitlink lines."""
+    if not patch:
+        return False
+    changed = [line for line in patch.splitlines() if line[:1] in ("+", "-")]
+    return bool(changed) and all(_SUBPROJECT.search(line) is not None for line in changed)
 
 
 class InfraDetector:
@@ -113,7 +131,7 @@ class InfraDetector:
     name: str = "infra"
 
     def wanted(self, file: ChangedFile) -> frozenset[tuple[str, str]]:
-        return frozenset()
+        return head_text_wanted(file)
 
     def scan(self, data: ScanInput) -> Sequence[Finding]:
         file = data.file
@@ -133,6 +151,19 @@ class InfraDetector:
                         message=f"{_LABELS[rule]} {path} {_verb(file)}",
                     )
                 )
+        if "submodule" not in seen and is_gitlink(file.patch):
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    rule="submodule",
+                    path=file.path,
+                    line=None,
+                    message=(
+                        f"{_LABELS['submodule']} {file.path} {_verb(file)}: "
+                        "the code it points at is not in this diff"
+                    ),
+                )
+            )
         if "kubernetes" not in seen and file.path.lower().endswith(_YAML):
             kubernetes = self._kubernetes(data)
             if kubernetes is not None:
@@ -143,7 +174,7 @@ class InfraDetector:
         """Added lines carrying both ``apiVersion:`` and ``kind:`` make a Kubernetes object."""
         api_version = False
         kind: tuple[int, str] | None = None
-        for added in data.added:
+        for added in inspected_lines(data) or ():
             if not api_version and _API_VERSION.search(added.text) is not None:
                 api_version = True
             if kind is None:

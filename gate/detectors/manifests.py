@@ -246,7 +246,6 @@ def _pypi(raw: str, spec: str) -> Package:
 # --- requirements.txt ------------------------------------------------------------
 
 _COMMENT = re2.compile(r"(^|\s)#.*$")
-_OPTION = re2.compile(r"^(--?[A-Za-z-]+)(?:[=\s]\s*(\S+))?")
 _PER_REQUIREMENT_OPTION = re2.compile(r"\s--?[A-Za-z]")
 _NAME_AT_URL = re2.compile(r"^" + _PEP508_NAME + r"\s*(\[[^\]]*\])?\s*@")
 _VCS_OR_URL = re2.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|(?:git|hg|svn|bzr)\+)")
@@ -255,10 +254,67 @@ _ARCHIVE_NAME = re2.compile(
     r"^(" + _PEP508_NAME + r")-[0-9][^/]*\.(?:whl|tar\.gz|tar\.bz2|tar\.xz|zip|tgz)$"
 )
 _ARCHIVE_EXT = (".whl", ".tar.gz", ".tar.bz2", ".tar.xz", ".zip", ".tgz")
-_SOURCE_OPTIONS = frozenset(
-    {"-i", "--index-url", "--extra-index-url", "-f", "--find-links", "--trusted-host"}
+#: pip's requirements-file options
+#: (https://pip.pypa.io/en/stable/reference/requirements-file-format/#supported-options),
+#: short form -> long form. pip parses them with optparse, so a long option may be
+#: abbreviated to any unique prefix (``--extra-index``) and a short one may carry its
+#: value attached (``-ihttps://...``).
+_SHORT_OPTIONS = {
+    "-i": "--index-url",
+    "-c": "--constraint",
+    "-r": "--requirement",
+    "-e": "--editable",
+    "-f": "--find-links",
+}
+_LONG_OPTIONS = (
+    "--index-url",
+    "--extra-index-url",
+    "--no-index",
+    "--constraint",
+    "--requirement",
+    "--editable",
+    "--find-links",
+    "--no-binary",
+    "--only-binary",
+    "--prefer-binary",
+    "--require-hashes",
+    "--pre",
+    "--trusted-host",
+    "--use-feature",
 )
-_EDITABLE = frozenset({"-e", "--editable"})
+#: Options that change where packages come from: an index, a directory of archives,
+#: a host trusted without TLS, or another file of requirements or constraints (which
+#: need not be a file merge-gate reads as a manifest).
+_SOURCE_OPTIONS = frozenset(
+    {
+        "--index-url",
+        "--extra-index-url",
+        "--no-index",
+        "--find-links",
+        "--trusted-host",
+        "--constraint",
+        "--requirement",
+    }
+)
+_EDITABLE = frozenset({"--editable"})
+
+
+def _pip_option(line: str) -> tuple[str, str | None]:
+    """(long option, value) of an option line, as pip's optparse reads it."""
+    head, _, rest = line.partition(" ")
+    flag, equals, value = head.partition("=")
+    if not flag.startswith("--"):
+        short = flag[:2]
+        if short not in _SHORT_OPTIONS:
+            raise _Invalid(f"unknown pip option {_excerpt(flag)}")
+        attached = flag[2:] + (equals + value if equals else "")
+        return _SHORT_OPTIONS[short], attached or rest.strip() or None
+    matches = [option for option in _LONG_OPTIONS if option.startswith(flag)]
+    if flag in _LONG_OPTIONS:
+        matches = [flag]
+    if len(matches) != 1:
+        raise _Invalid(f"unknown or ambiguous pip option {_excerpt(flag)}")
+    return matches[0], (value if equals else rest.strip()) or None
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -285,11 +341,9 @@ def _parse_requirements(text: str) -> Manifest:
         if not line:
             continue
         if line.startswith("-"):
-            option = _OPTION.search(line)
-            flag: str = option.group(1) if option is not None else line.split()[0]
-            value: str | None = option.group(2) if option is not None else None
-            if flag in _SOURCE_OPTIONS and value:
-                found.sources.add(f"{flag} {redact_url(value)}")
+            flag, value = _pip_option(_squash_option(line))
+            if flag in _SOURCE_OPTIONS:
+                found.sources.add(f"{flag} {redact_url(value or '')}".strip())
             if flag in _EDITABLE and value:
                 _requirement_target(found, value, number)
             continue
@@ -303,6 +357,11 @@ def _parse_requirements(text: str) -> Manifest:
         else:
             _requirement_target(found, line, number)
     return found.manifest()
+
+
+def _squash_option(line: str) -> str:
+    """``--opt   value`` as ``--opt value``: one space between an option and its value."""
+    return " ".join(line.split())
 
 
 def _looks_like_location(line: str) -> bool:
@@ -427,11 +486,45 @@ def _parse_pyproject(text: str) -> Manifest:
     uv = _table(tool.get("uv"), "tool.uv")
     requirements(_string_list(uv.get("dev-dependencies"), "tool.uv.dev-dependencies"))
 
-    for label, entries in (("poetry source", poetry.get("source")), ("uv index", uv.get("index"))):
-        for entry in entries if isinstance(entries, list) else ():
-            if isinstance(entry, dict) and isinstance(entry.get("url"), str):
-                found.sources.add(f"{label} {redact_url(entry['url'])}")
+    pdm = _table(tool.get("pdm"), "tool.pdm")
+    # Indexes and per-package sources: Poetry
+    # (https://python-poetry.org/docs/repositories/), uv
+    # (https://docs.astral.sh/uv/concepts/indexes/, .../dependencies/#dependency-sources)
+    # and PDM (https://pdm-project.org/latest/usage/config/#configure-the-package-indexes).
+    # Each entry is a source as a whole: a new index, a changed URL or priority, a
+    # package pinned to another index, git repository or path.
+    settings = {
+        "tool.poetry.source": poetry.get("source"),
+        "tool.uv.index": uv.get("index"),
+        "tool.uv.sources": uv.get("sources"),
+        "tool.uv.index-url": uv.get("index-url"),
+        "tool.uv.extra-index-url": uv.get("extra-index-url"),
+        "tool.uv.find-links": uv.get("find-links"),
+        "tool.uv.no-index": uv.get("no-index"),
+        "tool.uv.index-strategy": uv.get("index-strategy"),
+        "tool.pdm.source": pdm.get("source"),
+    }
+    for label, value in settings.items():
+        found.sources.update(source_entries(label, value))
     return found.manifest(_toml_locator(text, pep503_name))
+
+
+def source_entries(label: str, value: object) -> set[str]:
+    """One redacted, canonical string per entry of a source setting (a list, a table
+    of named entries, or a single value), so any change to an entry is a new source."""
+    if value is None:
+        return set()
+    if isinstance(value, list):
+        items: list[tuple[str, object]] = [("", item) for item in value]
+    elif isinstance(value, dict):
+        items = [(f" {key}", item) for key, item in value.items()]
+    else:
+        items = [("", value)]
+    entries = set()
+    for key, item in items:
+        shown = json.dumps(item, sort_keys=True, default=str) if not isinstance(item, str) else item
+        entries.add(f"{label}{key} = {redact_url(shown)}")
+    return entries
 
 
 def _poetry_dependencies(found: _Collector, value: object, where: str) -> None:
@@ -488,9 +581,12 @@ def _parse_cargo(text: str) -> Manifest:
         tables.extend((f"target.{cfg}.{name}", target.get(name)) for name in _CARGO_SECTIONS)
     workspace = _table(doc.get("workspace"), "workspace")
     tables.append(("workspace.dependencies", workspace.get("dependencies")))
-    # [patch.<registry>] swaps a crate's source for the whole build.
+    # [patch.<registry>] swaps a crate's source for the whole build, and so does the
+    # older [replace] (https://doc.rust-lang.org/cargo/reference/overriding-dependencies.html).
     for registry, body in _table(doc.get("patch"), "patch").items():
         tables.append((f"patch.{registry}", body))
+        found.sources.update(source_entries(f"patch.{registry}", body))
+    found.sources.update(source_entries("replace", doc.get("replace")))
     for where, value in tables:
         for key, dependency in _table(value, where).items():
             package = _cargo_package(key, dependency, f"{where}.{key}")
@@ -566,6 +662,18 @@ def _parse_package_json(text: str) -> Manifest:
             if not isinstance(spec, str):
                 raise _Invalid(f"{section}.{_excerpt(name)} must be a string")
             found.add(Package(Ecosystem.NPM, name.strip(), redact_url(spec.strip())), key=name)
+    # Replacements of (transitive) dependencies: npm ``overrides``
+    # (https://docs.npmjs.com/cli/configuring-npm/package-json#overrides), Yarn
+    # ``resolutions`` (https://yarnpkg.com/configuration/manifest#resolutions) and
+    # ``pnpm.overrides`` (https://pnpm.io/package_json#pnpmoverrides).
+    pnpm = doc.get("pnpm")
+    settings = {
+        "overrides": doc.get("overrides"),
+        "resolutions": doc.get("resolutions"),
+        "pnpm.overrides": pnpm.get("overrides") if isinstance(pnpm, dict) else None,
+    }
+    for label, value in settings.items():
+        found.sources.update(source_entries(label, value))
     return found.manifest(_json_locator(text))
 
 
@@ -587,6 +695,7 @@ def _parse_package_lock(text: str) -> Manifest:
                 continue
             name = entry.get("name", key.rsplit("node_modules/", 1)[1])
             found.add(Package(Ecosystem.NPM, str(name), _lock_spec(entry)), key=key)
+            found.sources.update(_resolved_host(entry))
         return found.manifest(_json_locator(text))
     # lockfileVersion 1: a tree of "dependencies", walked without recursion.
     pending: list[tuple[object, str]] = [(doc.get("dependencies"), "dependencies")]
@@ -596,6 +705,7 @@ def _parse_package_lock(text: str) -> Manifest:
             if not isinstance(entry, dict):
                 raise _Invalid(f"{where}.{_excerpt(name)} must be an object")
             found.add(Package(Ecosystem.NPM, name, _lock_spec(entry)), key=name)
+            found.sources.update(_resolved_host(entry))
             if entry.get("dependencies") is not None:
                 pending.append((entry["dependencies"], f"{where}.{name}"))
     return found.manifest(_json_locator(text))
@@ -607,6 +717,21 @@ def _json_object(value: object, where: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise _Invalid(f"{_excerpt(where)} must be an object")
     return value
+
+
+_URL_ORIGIN = re2.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#]*)")
+
+
+def _resolved_host(entry: dict[str, object]) -> set[str]:
+    """Where a locked package is downloaded from: a tarball host new to the lockfile is
+    a new source even when name and version stay (``resolved`` pointed elsewhere)."""
+    resolved = entry.get("resolved")
+    if not isinstance(resolved, str):
+        return set()
+    origin = _URL_ORIGIN.search(resolved)
+    if origin is None:
+        return set()
+    return {f"resolved from {redact_url(str(origin.group(1)) + '/')}"}
 
 
 def _lock_spec(entry: dict[str, object]) -> str:
@@ -686,19 +811,39 @@ _GEM = re2.compile(r"^gem[\s(]+[\"']([A-Za-z0-9._-]+)[\"']\s*(.*)$")
 # The version arguments: the run of quoted strings right after the name.
 _GEM_VERSIONS = re2.compile(r"^((?:\s*,\s*[\"'][^\"']*[\"'])*)(.*)$")
 _GEM_STRING = re2.compile(r"[\"']([^\"']*)[\"']")
-_GEM_OPTION = re2.compile(r"(?::|\b)(git|github|path)\s*(?::|=>)\s*[\"']([^\"']+)[\"']")
+_GEM_OPTION = re2.compile(r"(?::|\b)(git|github|path|source)\s*(?::|=>)\s*[\"']([^\"']+)[\"']")
 _GEM_SOURCE = re2.compile(r"^source[\s(]+[\"']([^\"']+)[\"']")
+#: Where the gems of a block come from (https://bundler.io/man/gemfile.5.html):
+#: ``source "url" do``, ``git "url" do``, ``github "org/repo" do``, ``path "dir" do``,
+#: and ``git_source(:name)``, which defines a new kind of git location.
+_GEM_BLOCK = re2.compile(r"^(source|git|github|path|git_source)\b[\s(]*(.*?)\s*(do\b.*)?$")
+_BLOCK_OPEN = re2.compile(r"(?:\bdo|\{)\s*(?:\|[^|]*\|)?\s*$")
 
 
 def _parse_gemfile(text: str) -> Manifest:
     found = _Collector()
+    # Each open block: the source its gems come from, or "" for other blocks (group...).
+    blocks: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = str(_COMMENT.sub("", raw)).strip()
-        source = _GEM_SOURCE.search(line)
-        if source is not None:
-            found.sources.add(f"source {redact_url(source.group(1))}")
+        if line == "end" or line == "}":
+            if blocks:
+                blocks.pop()
+            continue
+        block = _GEM_BLOCK.search(line)
+        if block is not None and _GEM_START.search(line) is None:
+            kind: str = block.group(1)
+            arguments = str(block.group(2))
+            quoted = [str(m.group(1)) for m in _GEM_STRING.finditer(arguments)]
+            argument = " ".join(quoted) if quoted else " ".join(arguments.split())
+            where = f"{kind} {redact_url(argument)}".strip()
+            found.sources.add(where)
+            if _BLOCK_OPEN.search(line) is not None:
+                blocks.append(where)
             continue
         if _GEM_START.search(line) is None:
+            if _BLOCK_OPEN.search(line) is not None:
+                blocks.append("")
             continue
         gem = _GEM.search(line)
         if gem is None:
@@ -712,6 +857,11 @@ def _parse_gemfile(text: str) -> Manifest:
             versions.append("git " + redact_url(options.get("git") or options["github"]))
         elif "path" in options:
             continue
+        if "source" in options:
+            versions.append("source " + redact_url(options["source"]))
+        elif any(blocks):
+            # Inside a source/git/path block: the gem comes from there.
+            versions.append(next(where for where in reversed(blocks) if where))
         found.add(Package(Ecosystem.RUBYGEMS, gem.group(1), ", ".join(versions)), line=number)
     return found.manifest()
 
@@ -758,6 +908,33 @@ _GEM_EXACT = re2.compile(r"^=?\s*([0-9][0-9A-Za-z.]*)$")
 
 
 _NPM_LOCAL = ("file:", "link:", "workspace:", "portal:")
+_GEM_ORIGINS = ("git ", "source ", "github ", "path ")
+
+
+def origin(package: Package) -> str:
+    """Where ``package`` is fetched from: ``""`` for its ecosystem's registry under its
+    own name, else what its spec names instead: an alias (``npm:other``), a URL, a VCS
+    repository, a path or another registry. A change of origin is a new source even
+    when the name stays."""
+    spec = package.spec
+    if package.ecosystem is Ecosystem.NPM:
+        if spec.startswith("npm:"):
+            alias = spec[4:]
+            at = alias.rfind("@")
+            return "npm:" + (alias[:at] if at > 0 else alias)
+        if spec.startswith(_NPM_DIRECT) or ("/" in spec and not spec.startswith("@")):
+            return spec
+        return ""
+    if package.ecosystem is Ecosystem.PYPI:
+        return spec if spec.startswith("@") else ""
+    if package.ecosystem is Ecosystem.CARGO:
+        if spec.startswith("git+"):
+            return spec
+        at = spec.find("(registry ")
+        return spec[at:] if at >= 0 else ""
+    if package.ecosystem is Ecosystem.RUBYGEMS:
+        return ", ".join(part for part in spec.split(", ") if part.startswith(_GEM_ORIGINS))
+    return ""
 
 
 def is_local(package: Package) -> bool:

@@ -17,7 +17,6 @@ in a docstring apart from ``op.drop_table``.
 
 from __future__ import annotations
 
-import fnmatch
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 
 import re2
 
-from gate.detectors.base import Finding, ScanInput
+from gate.detectors.base import Finding, ScanInput, head_text_wanted, inspected_lines
 from gate.model import ChangedFile, FileStatus
 
 #: Per file, so a generated schema dump cannot bury the check run in findings.
@@ -170,9 +169,17 @@ _PATH_GLOBS = (
 )
 
 
+# One RE2 program for all of them (paths are untrusted): '*' is any run of characters,
+# newlines included, as in fnmatch.
+_PATH_PATTERN = re2.compile(
+    "(?s)^(?:"
+    + "|".join(".*".join(re2.escape(part) for part in glob.split("*")) for glob in _PATH_GLOBS)
+    + ")$"
+)
+
+
 def _path_matches(path: str) -> bool:
-    candidate = "/" + path.lower()
-    return any(fnmatch.fnmatchcase(candidate, glob) for glob in _PATH_GLOBS)
+    return _PATH_PATTERN.search("/" + path.lower()) is not None
 
 
 def _operation(rule: _Rule, match: Any) -> str:
@@ -189,7 +196,7 @@ class MigrationDetector:
     name: str = "migrations"
 
     def wanted(self, file: ChangedFile) -> frozenset[tuple[str, str]]:
-        return frozenset()
+        return head_text_wanted(file)
 
     def scan(self, data: ScanInput) -> Sequence[Finding]:
         file = data.file
@@ -203,7 +210,7 @@ class MigrationDetector:
         if posixpath.splitext(file.path)[1].lower() in _PROSE_EXTENSIONS:
             return tuple(findings)
         line_findings: list[Finding] = []
-        for added in data.added:
+        for added in inspected_lines(data) or ():
             finding = self._line(file.path, added.number, added.text)
             if finding is not None:
                 line_findings.append(finding)

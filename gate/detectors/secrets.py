@@ -371,12 +371,30 @@ def is_config_path(path: str) -> bool:
     return name.startswith(".env") or name.endswith(_CONFIG_SUFFIXES) or name in _CONFIG_NAMES
 
 
-def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Finding, ...]:
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    rule: Rule
+    secret: str
+    #: Byte span of the secret in the scanned buffer.
+    span: tuple[int, int]
+    #: Byte offset the finding's line is counted from.
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """Every plausible secret in a buffer, or where and why the search gave up."""
+
+    hits: tuple[_Hit, ...]
+    unscannable: str | None = None
+    unscannable_at: int | None = None
+
+
+def _search(data: bytes, *, config: bool) -> _Search:
     present = _present_keywords(data)
     if not present:
-        return ()
-    config = is_config_path(path)
-    findings: list[Finding] = []
+        return _Search(hits=())
+    hits: list[_Hit] = []
     claimed: list[tuple[int, int]] = []
     budget = MAX_CANDIDATES
     extract_budget = EXTRACT_BUDGET
@@ -387,17 +405,15 @@ def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Fin
         while (found := one.search.search(data, position)) is not None:
             budget -= 1
             if budget < 0:
-                reason = f"more than {MAX_CANDIDATES} candidate secrets"
-                return (*_ordered(findings), _unscannable(path, reason))
+                return _Search(tuple(hits), f"more than {MAX_CANDIDATES} candidate secrets")
             start, end = found.span()
             extract_budget -= min(end - start, EXTRACT_LIMIT)
             if extract_budget < 0:
                 reason = f"more than {EXTRACT_BUDGET} bytes of candidate secrets"
-                return (*_ordered(findings), _unscannable(path, reason))
+                return _Search(tuple(hits), reason)
             which = _which(one, data, start, end)
             if which is None:
-                reason = "a candidate secret too long to inspect"
-                return (*_ordered(findings), _unscannable(path, reason, line=line_at(start)))
+                return _Search(tuple(hits), "a candidate secret too long to inspect", start)
             member, match, span, base = which
             # Resume at the end of the secret, not of the match: a delimiter the
             # pattern consumed after this token may be the one before the next.
@@ -411,10 +427,54 @@ def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Fin
                 continue
             claimed.append(span)
             offset = start if member.rule.multiline else span[0]
-            findings.append(_finding(path, member.rule, secret, line_at(offset)))
-            if len(findings) >= MAX_FINDINGS:
-                return _ordered(findings)
+            hits.append(_Hit(member.rule, secret, span, offset))
+            if len(hits) >= MAX_FINDINGS:
+                return _Search(tuple(hits))
+    return _Search(tuple(hits))
+
+
+def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Finding, ...]:
+    found = _search(data, config=is_config_path(path))
+    findings = [_finding(path, hit.rule, hit.secret, line_at(hit.offset)) for hit in found.hits]
+    if found.unscannable is not None:
+        at = None if found.unscannable_at is None else line_at(found.unscannable_at)
+        findings = [*_ordered(findings), _unscannable(path, found.unscannable, line=at)]
+        return tuple(findings)
     return _ordered(findings)
+
+
+#: Credentials a URL carries outside any vendor format: user-info
+#: (``https://user:token@host``) and query values (``?token=...``); RFC 3986 §3.2.1, §3.4.
+_URL_USERINFO = re2.compile(r"(://)([^/?#@\s]+)@")
+_URL_QUERY_VALUE = re2.compile(r"([?&;][^=&#;\s]*=)([^&#;\s]+)")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret in the redacted form of ``redact``.
+
+    For messages built from pull-request text (a package spec, a migration's
+    operation, a Kubernetes kind): whatever the rules of this detector find,
+    with the keyword rules of configuration files included, and every URL
+    credential. Already-redacted forms are left alone (they read as placeholders),
+    so applying it twice changes nothing.
+    """
+    text = str(_URL_USERINFO.sub(lambda m: f"{m.group(1)}{_once(m.group(2))}@", text))
+    text = str(_URL_QUERY_VALUE.sub(lambda m: f"{m.group(1)}{_once(m.group(2))}", text))
+    data = text.encode("utf-8", "surrogatepass")
+    hits = sorted(_search(data, config=True).hits, key=lambda hit: hit.span)
+    if not hits:
+        return text
+    out: list[bytes] = []
+    at = 0
+    for hit in hits:
+        out += [data[at : hit.span[0]], redact(hit.secret).encode()]
+        at = hit.span[1]
+    out.append(data[at:])
+    return b"".join(out).decode("utf-8", "surrogatepass")
+
+
+def _once(value: str) -> str:
+    return value if "…sha256:" in value else redact(value)
 
 
 def _which(

@@ -313,6 +313,8 @@ def comparison_json(
     base_sha: str,
     commits: Sequence[PRCommit],
     total: int,
+    *,
+    files: Sequence[PRFile] = (),
 ) -> dict[str, Any]:
     out: dict[str, Any] = skeleton("commit-comparison")
     base_commit = commit_json(api, state, repo.full_name, PRCommit(base_sha, "base"))
@@ -330,8 +332,29 @@ def comparison_json(
         behind_by=0,
         total_commits=total,
         commits=[commit_json(api, state, repo.full_name, c) for c in commits],
-        files=[],
+        files=[_compare_file_json(api, repo.full_name, head, f) for f in files[:300]],
     )
+    return out
+
+
+def _compare_file_json(api: str, repo: str, head: str, f: PRFile) -> dict[str, Any]:
+    """A diff entry of a comparison (GitHub lists at most 300 files there)."""
+    out: dict[str, Any] = skeleton("diff-entry")
+    out.update(
+        sha=f.sha or blob_sha(f"{head}:{f.filename}".encode()),
+        filename=f.filename,
+        status=f.status,
+        additions=f.additions,
+        deletions=f.deletions,
+        changes=f.additions + f.deletions,
+        blob_url=f"{HTML}/{repo}/blob/{head}/{f.filename}",
+        raw_url=f"{HTML}/{repo}/raw/{head}/{f.filename}",
+        contents_url=f"{api}/repos/{repo}/contents/{f.filename}?ref={head}",
+    )
+    if f.patch is not None:
+        out["patch"] = f.patch
+    if f.previous_filename is not None:
+        out["previous_filename"] = f.previous_filename
     return out
 
 

@@ -103,12 +103,15 @@ class GitHubState:
             self.installations: dict[int, Installation] = {}
             self.repos: dict[str, Repo] = {}
             self.pulls: dict[tuple[str, int], Pull] = {}
+            #: (repo, login) -> role; unset: write for members of the owner's teams.
+            self.permissions: dict[tuple[str, str], str] = {}
             self.reviews: list[Review] = []
             self.runs: dict[int, CheckRun] = {}
             self.teams: dict[tuple[str, str], Team] = {}
             self.deliveries: list[Delivery] = []
             self.manifest_codes: dict[str, dict[str, Any]] = {}
             self.compares: dict[tuple[str, str, str], list[PRCommit]] = {}
+            self.compare_files: dict[tuple[str, str, str], list[PRFile]] = {}
             self.users: dict[str, User] = {}
             self.revoked_tokens: set[str] = set()
             self.faults: list[Fault] = []
@@ -470,14 +473,17 @@ class GitHubState:
         base: str,
         head: str,
         commits: Iterable[PRCommit | Mapping[str, Any] | str],
+        files: Iterable[PRFile | Mapping[str, Any] | str] = (),
     ) -> None:
         """What ``GET /repos/{owner}/{repo}/compare/{base}...{head}`` lists as commits
-        (a merge group's, say). Without this, a head that is some PR's head
+        and files (a merge group's, say). Without this, a head that is some PR's head
         answers that PR's commits, and anything else is 404."""
         with self.lock:
-            self.compares[(self.repo(repo).full_name.lower(), base, head)] = [
+            key = (self.repo(repo).full_name.lower(), base, head)
+            self.compares[key] = [
                 PRCommit(c) if isinstance(c, str) else PRCommit.coerce(c) for c in commits
             ]
+            self.compare_files[key] = [PRFile.coerce(f) for f in files]
 
     def add_review(
         self,
@@ -560,6 +566,23 @@ class GitHubState:
         return self._delivery_ids()
 
     # ----------------------------------------------------------------- teams
+
+    def set_permission(self, repo: str, login: str, role: str) -> None:
+        """``login``'s role on ``repo``: admin, maintain, write, triage, read or none."""
+        with self.lock:
+            self.permissions[(repo.lower(), login.lower())] = role
+
+    def permission_of(self, repo: str, login: str) -> str:
+        with self.lock:
+            role = self.permissions.get((repo.lower(), login.lower()))
+            if role is not None:
+                return role
+            org = repo.split("/", 1)[0].lower()
+            member = any(
+                o == org and login.lower() in (m.lower() for m in team.members)
+                for (o, _), team in self.teams.items()
+            )
+            return "write" if member else "read"
 
     def set_team(
         self,

@@ -28,13 +28,18 @@ Exit codes: 0 all good, 1 problems found, 2 configuration error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import enum
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from functools import partial
+from typing import Any, TextIO
 
+import httpx
+
+from webhooks.github import Backoff, GitHubApp, GitHubError, NotFound
 from webhooks.permissions import (
     ALL_EVENTS,
     ALL_OPERATIONS,
@@ -42,11 +47,6 @@ from webhooks.permissions import (
     needed_permissions,
     permission_shortfall,
 )
-
-if TYPE_CHECKING:
-    from githubkit import GitHub
-    from githubkit.auth import AppAuthStrategy, AppInstallationAuthStrategy
-    from githubkit.cache import BaseCacheStrategy
 
 __all__ = [
     "CHECK_NAME",
@@ -439,82 +439,50 @@ def branch_findings(facts: BranchFacts, *, app_id: int, slug: str = "merge-gate"
 # --- I/O ----------------------------------------------------------------------------
 
 
-def _status(exc: BaseException) -> int | None:
-    from githubkit.exception import RequestFailed
-
-    return exc.response.status_code if isinstance(exc, RequestFailed) else None
-
-
-def _message(exc: BaseException) -> str:
-    from githubkit.exception import RequestFailed
-
-    if isinstance(exc, RequestFailed):
-        try:
-            body = exc.response.json()
-        except ValueError:
-            return ""
-        return str(body.get("message", "")) if isinstance(body, dict) else ""
-    return ""
-
-
 def _as_dict(value: object) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def _app_client(config: DoctorConfig, cache: BaseCacheStrategy) -> GitHub[AppAuthStrategy]:
-    from githubkit import AppAuthStrategy, GitHub
-
-    return GitHub(
-        AppAuthStrategy(config.app_id, config.private_key),
-        base_url=config.api_url,
-        cache_strategy=cache,
-        http_cache=False,
-        auto_retry=False,
-    )
+async def _get(
+    gh: GitHubApp, url: str, *, installation_id: int | None, route: str, **params: Any
+) -> Any:
+    answer = await gh.call("GET", url, installation_id=installation_id, params=params, route=route)
+    return answer.data
 
 
-def _installation_client(
-    config: DoctorConfig, installation_id: int, cache: BaseCacheStrategy
-) -> GitHub[AppInstallationAuthStrategy]:
-    from githubkit import AppAuthStrategy, GitHub
-
-    auth = AppAuthStrategy(config.app_id, config.private_key).as_installation(installation_id)
-    return GitHub(
-        auth, base_url=config.api_url, cache_strategy=cache, http_cache=False, auto_retry=False
-    )
-
-
-def read_branch(gh: GitHub[Any], *, owner: str, repo: str) -> BranchFacts:
-    """Read the default branch's rules; raises githubkit errors for the caller."""
-    from githubkit.exception import RequestFailed
-
-    branch = str(_as_dict(gh.rest.repos.get(owner, repo).json()).get("default_branch") or "main")
+async def read_branch(gh: GitHubApp, *, installation_id: int, owner: str, repo: str) -> BranchFacts:
+    """Read the default branch's rules; raises :class:`GitHubError` for the caller."""
+    get = partial(_get, gh, installation_id=installation_id)
+    base = f"/repos/{owner}/{repo}"
+    branch = str(_as_dict(await get(base, route="GET /repos")).get("default_branch") or "main")
     rules_visible = True
     try:
-        raw_rules = gh.rest.repos.get_branch_rules(owner, repo, branch, per_page=100).json()
-    except RequestFailed as exc:
+        raw_rules = await get(
+            f"{base}/rules/branches/{branch}", route="GET /rules/branches", per_page=100
+        )
+    except NotFound:
         # GitHub Enterprise Server before 3.9 has no rules API.
-        if _status(exc) != 404:
-            raise
         raw_rules, rules_visible = [], False
-    rules = [_as_dict(r) for r in raw_rules]
+    rules = [_as_dict(r) for r in raw_rules or []]
     rulesets: dict[int, Mapping[str, Any] | None] = {}
     for rule in rules:
         rid = rule.get("ruleset_id")
         if isinstance(rid, int) and rid not in rulesets:
             try:
-                rulesets[rid] = _as_dict(gh.rest.repos.get_repo_ruleset(owner, repo, rid).json())
-            except RequestFailed:
+                rulesets[rid] = _as_dict(await get(f"{base}/rulesets/{rid}", route="GET /rulesets"))
+            except GitHubError:
                 rulesets[rid] = None
     protection: Mapping[str, Any] | None = None
     visible = True
     try:
-        protection = _as_dict(gh.rest.repos.get_branch_protection(owner, repo, branch).json())
-    except RequestFailed as exc:
+        protection = _as_dict(
+            await get(f"{base}/branches/{branch}/protection", route="GET /protection")
+        )
+    except GitHubError as exc:
         # 404 "Branch not protected" is an answer; 403/other 404s mean we may not look.
-        if _status(exc) == 404 and "not protected" in _message(exc).lower():
+        if exc.status == 404 and "not protected" in str(exc).lower():
             protection = None
-        elif _status(exc) in (403, 404):
+        elif exc.status in (403, 404):
             visible = False
         else:
             raise
@@ -532,71 +500,83 @@ def read_branch(gh: GitHub[Any], *, owner: str, repo: str) -> BranchFacts:
 
 def diagnose(config: DoctorConfig, *, repo: str | None) -> tuple[list[Finding], str]:
     """Run every check; returns findings and the App's slug. Raises ConfigError."""
-    from githubkit.cache import MemCacheStrategy
-    from githubkit.exception import GitHubException, RequestFailed
+    return asyncio.run(_diagnose(config, repo=repo))
 
-    # githubkit's default token cache is process-wide and keyed by App id only;
-    # a run-local one means doctor always proves *this* key works, afresh.
-    cache = MemCacheStrategy()
+
+async def _diagnose(config: DoctorConfig, *, repo: str | None) -> tuple[list[Finding], str]:
+    # A client of its own: doctor always proves *this* key works, afresh.
+    gh = GitHubApp(app_id=config.app_id, private_key=config.private_key, base_url=config.api_url)
+    try:
+        return await _checks(gh, config, repo=repo)
+    except GitHubError as exc:
+        raise ConfigError(f"talking to {config.api_url} failed: {exc}") from None
+    except (Backoff, httpx.HTTPError) as exc:
+        raise ConfigError(f"talking to {config.api_url} failed: {type(exc).__name__}") from None
+    finally:
+        await gh.close()
+
+
+async def _checks(
+    gh: GitHubApp, config: DoctorConfig, *, repo: str | None
+) -> tuple[list[Finding], str]:
     findings: list[Finding] = []
     try:
-        with _app_client(config, cache) as app_gh:
-            try:
-                app = _as_dict(app_gh.rest.apps.get_authenticated().json())
-            except RequestFailed as exc:
-                if _status(exc) in (401, 403, 404):
-                    raise ConfigError(
-                        f"GitHub at {config.api_url} rejected the App's JWT (HTTP {_status(exc)}): "
-                        "check GATE_APP_ID and the private key"
-                    ) from None
-                raise
-            slug = str(app.get("slug") or "merge-gate")
-            findings.append(
-                Finding("app", Status.OK, f"authenticated as App {slug} (id {config.app_id})")
+        app = _as_dict(await _get(gh, "/app", installation_id=None, route="GET /app"))
+    except GitHubError as exc:
+        if exc.status in (401, 403, 404):
+            raise ConfigError(
+                f"GitHub at {config.api_url} rejected the App's JWT (HTTP {exc.status}): "
+                "check GATE_APP_ID and the private key"
+            ) from None
+        raise
+    slug = str(app.get("slug") or "merge-gate")
+    findings.append(Finding("app", Status.OK, f"authenticated as App {slug} (id {config.app_id})"))
+    if repo is None:
+        installations = [
+            _as_dict(i)
+            for i in await gh.paginate(
+                "/app/installations", installation_id=None, route="/app/installations"
             )
-            if repo is None:
-                installations = [
-                    _as_dict(i) for i in app_gh.rest.apps.list_installations(per_page=100).json()
-                ]
-                if not installations:
-                    findings.append(
-                        Finding(
-                            "installation",
-                            Status.FAIL,
-                            "the App is installed nowhere",
-                            f"Install it: {app.get('html_url', 'the App page')}/installations/new",
-                        )
-                    )
-                for inst in installations:
-                    findings.extend(installation_findings(inst))
-                findings.append(
-                    Finding("branch rules", Status.WARN, "not checked: pass --repo OWNER/NAME", "")
+        ]
+        if not installations:
+            findings.append(
+                Finding(
+                    "installation",
+                    Status.FAIL,
+                    "the App is installed nowhere",
+                    f"Install it: {app.get('html_url', 'the App page')}/installations/new",
                 )
-                return findings, slug
-            owner, name = repo.split("/", 1)
-            try:
-                inst = _as_dict(app_gh.rest.apps.get_repo_installation(owner, name).json())
-            except RequestFailed as exc:
-                if _status(exc) != 404:
-                    raise
-                findings.append(
-                    Finding(
-                        "installation",
-                        Status.FAIL,
-                        f"the App is not installed on {repo}",
-                        f"Install it on {owner} (all repositories, or include {name}): "
-                        f"{app.get('html_url', 'the App page')}/installations/new",
-                    )
-                )
-                return findings, slug
-        findings.extend(installation_findings(inst))
-        with _installation_client(config, int(inst["id"]), cache) as gh:
-            facts = read_branch(gh, owner=owner, repo=name)
-        findings.extend(branch_findings(facts, app_id=config.app_id, slug=slug))
-    except GitHubException as exc:
-        status = _status(exc)
-        detail = f"HTTP {status} {_message(exc)}".strip() if status else type(exc).__name__
-        raise ConfigError(f"talking to {config.api_url} failed: {detail}") from None
+            )
+        for inst in installations:
+            findings.extend(installation_findings(inst))
+        findings.append(
+            Finding("branch rules", Status.WARN, "not checked: pass --repo OWNER/NAME", "")
+        )
+        return findings, slug
+    owner, name = repo.split("/", 1)
+    try:
+        inst = _as_dict(
+            await _get(
+                gh,
+                f"/repos/{owner}/{name}/installation",
+                installation_id=None,
+                route="GET /installation",
+            )
+        )
+    except NotFound:
+        findings.append(
+            Finding(
+                "installation",
+                Status.FAIL,
+                f"the App is not installed on {repo}",
+                f"Install it on {owner} (all repositories, or include {name}): "
+                f"{app.get('html_url', 'the App page')}/installations/new",
+            )
+        )
+        return findings, slug
+    findings.extend(installation_findings(inst))
+    facts = await read_branch(gh, installation_id=int(inst["id"]), owner=owner, repo=name)
+    findings.extend(branch_findings(facts, app_id=config.app_id, slug=slug))
     return findings, slug
 
 

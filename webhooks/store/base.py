@@ -187,6 +187,18 @@ class Store(Protocol):
 
     async def get(self, namespace: str, key: str) -> bytes | None: ...
 
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        """Take (or, for the same ``owner``, renew) a lock for ``ttl`` seconds.
+
+        False while another owner holds it and its time has not run out. Used to
+        serialise evaluations that publish to the same commit.
+        """
+        ...
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        """Drop the lock if ``owner`` still holds it."""
+        ...
+
     async def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the store answers."""
         ...

@@ -409,6 +409,24 @@ def _letter(raw: bytes | str) -> DeadLetter:
     )
 
 
+# Take the lock when free, run out, or already ours (renewing it). The holder's
+# deadline is the store's clock, like leases; PX only collects the key later.
+# KEYS: lock  ARGV: owner, now ms, ttl ms
+_LOCK = """
+local holder = redis.call('HMGET', KEYS[1], 'owner', 'until')
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+if holder[1] and holder[1] ~= ARGV[1] and tonumber(holder[2]) > now then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'until', now + ttl)
+redis.call('PEXPIRE', KEYS[1], ttl + 60000)
+return 1
+"""
+# Drop the lock only if it is still ours.  KEYS: lock  ARGV: owner
+_UNLOCK = """
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+
 class RedisStore:
     """:class:`webhooks.store.base.Store` on Redis; create with :meth:`open`."""
 
@@ -676,6 +694,17 @@ class RedisStore:
         if value is None:
             return None
         return value.encode() if isinstance(value, str) else bytes(value)
+
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        key = f"{self._prefix}:lock:{name}"
+        async with self._guard():
+            answer = await self._client.eval(_LOCK, 1, key, owner, self._now_ms(), _ms(ttl))
+        return bool(answer)
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        key = f"{self._prefix}:lock:{name}"
+        async with self._guard():
+            await self._client.eval(_UNLOCK, 1, key, owner)
 
     async def ping(self) -> None:
         async with self._guard():

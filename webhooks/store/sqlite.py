@@ -155,6 +155,9 @@ _TABLES = (
         attempts INTEGER NOT NULL,
         at REAL NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS lock (
+        name TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS kv (
         namespace TEXT NOT NULL,
         key TEXT NOT NULL,
@@ -869,6 +872,31 @@ class SqliteStore:
             return None if row is None else bytes(row[0])
 
         return await self._submit(run)
+
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            now = self._clock()
+            with self._write(conn):
+                row = conn.execute(
+                    "SELECT owner, until FROM lock WHERE name = ?", (name,)
+                ).fetchone()
+                if row is not None and row[0] != owner and float(row[1]) > now:
+                    return False
+                conn.execute(
+                    "INSERT INTO lock (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name)"
+                    " DO UPDATE SET owner = excluded.owner, until = excluded.until",
+                    (name, owner, now + ttl),
+                )
+                return True
+
+        return await self._submit(run)
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with self._write(conn):
+                conn.execute("DELETE FROM lock WHERE name = ? AND owner = ?", (name, owner))
+
+        await self._submit(run)
 
     async def ping(self) -> None:
         def run(conn: sqlite3.Connection) -> None:

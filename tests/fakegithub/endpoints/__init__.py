@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
-from tests.fakegithub.endpoints import apps, checks, contents, hooks, orgs, pulls, rules
+from tests.fakegithub.endpoints import (
+    apps,
+    checks,
+    collaborators,
+    contents,
+    hooks,
+    orgs,
+    pulls,
+    rules,
+)
 
-__all__ = ["apps", "checks", "contents", "hooks", "orgs", "pulls", "rules"]
+__all__ = [
+    "apps",
+    "checks",
+    "collaborators",
+    "contents",
+    "hooks",
+    "orgs",
+    "pulls",
+    "rules",
+]

@@ -67,6 +67,7 @@ def compare(ctx: Ctx) -> Reply:
     if not sep:
         raise not_found()
     commits = ctx.state.compares.get((repo.full_name.lower(), base, head))
+    files = ctx.state.compare_files.get((repo.full_name.lower(), base, head), [])
     if commits is None:
         head_sha = repo.branches.get(head, head)
         pull = next(
@@ -88,7 +89,7 @@ def compare(ctx: Ctx) -> Reply:
     base_sha = repo.branches.get(base, base)
     return Reply(
         body=payloads.comparison_json(
-            ctx.api, ctx.state, repo, base, head, base_sha, chunk, len(commits)
+            ctx.api, ctx.state, repo, base, head, base_sha, chunk, len(commits), files=files
         ),
         headers=headers,
     )

@@ -1,0 +1,156 @@
+"""What the audit log says about a decision: pure builders of entry fields.
+
+The publisher appends exactly these (kind, fields) pairs; :mod:`gate.auditlog`
+verifies and queries them. One ``evaluation`` entry per pull request of the
+decision tree, each with the pull request's own conclusion and the conclusion
+its commit's check run got (``check``), so ``gate audit --pr N`` finds every
+pull request a check run spoke for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gate.result import VOCABULARY, Decision, DecisionKind, RequirementKind
+
+Entry = tuple[str, dict[str, object]]
+_MAX_FILES = 3000
+
+
+def _approvers(decision: Decision) -> list[str]:
+    return sorted({a.user for r in decision.requirements for a in r.satisfied_by})
+
+
+def _evaluation(pull: Decision, *, root: Decision, digest: str, delivery_id: str) -> Entry:
+    fields: dict[str, object] = {
+        "repo": pull.repo,
+        "pr": pull.number,
+        "head_sha": pull.head_sha,
+        "author": pull.author,
+        "agent": pull.agent,
+        "conclusion": VOCABULARY[pull.outcome].audit,
+        "check": VOCABULARY[root.outcome].audit,
+        "tier": pull.tier,
+        "files": [{"path": f.path, "tier": f.tier} for f in pull.files][:_MAX_FILES],
+        "approvers": _approvers(pull),
+        "record_digest": digest,
+        "delivery_id": delivery_id,
+    }
+    if root is not pull:
+        fields["with"] = [p.number for p in root.pulls if p is not pull]
+    if root.advisory:
+        fields["advisory"] = True
+    return "evaluation", fields
+
+
+def decision_entries(
+    decision: Decision,
+    *,
+    digest: str,
+    delivery_id: str,
+    requested: Sequence[int] = (),
+) -> list[Entry]:
+    """The entries of one published decision.
+
+    ``requested``: the pull requests whose review requests GitHub accepted.
+    """
+    entries: list[Entry] = []
+    if decision.kind is DecisionKind.MERGE_GROUP:
+        entries.append(
+            (
+                "evaluation",
+                {
+                    "repo": decision.repo,
+                    "merge_group": decision.head_sha,
+                    "prs": [p.number for p in decision.children],
+                    "conclusion": VOCABULARY[decision.outcome].audit,
+                    "reasons": [decision.summary[:2000], *decision.notes[:50]],
+                    "record_digest": digest,
+                    "delivery_id": delivery_id,
+                },
+            )
+        )
+        return entries
+    for pull in decision.pulls:
+        if pull.number == 0:
+            entries.append(_failure(pull, digest=digest, delivery_id=delivery_id))
+            continue
+        entries.append(_evaluation(pull, root=decision, digest=digest, delivery_id=delivery_id))
+        if pull.number in requested:
+            entries.append(
+                (
+                    "review_requested",
+                    {
+                        "repo": pull.repo,
+                        "pr": pull.number,
+                        "head_sha": pull.head_sha,
+                        "users": list(pull.request_users),
+                        "teams": list(pull.request_teams),
+                    },
+                )
+            )
+        confirmed = [
+            r for r in pull.requirements if r.kind is RequirementKind.STAGED_ROLLOUT and r.satisfied
+        ]
+        if confirmed:
+            entries.append(
+                (
+                    "rollout_confirmed",
+                    {
+                        "repo": pull.repo,
+                        "pr": pull.number,
+                        "head_sha": pull.head_sha,
+                        "by": [a.user for r in confirmed for a in r.satisfied_by],
+                    },
+                )
+            )
+    return entries
+
+
+def _failure(decision: Decision, *, digest: str, delivery_id: str) -> Entry:
+    return (
+        "evaluation",
+        {
+            "repo": decision.repo,
+            "head_sha": decision.head_sha,
+            "conclusion": VOCABULARY[decision.outcome].audit,
+            "reasons": [decision.summary[:2000]],
+            "record_digest": digest,
+            "delivery_id": delivery_id,
+        },
+    )
+
+
+def dead_letter_entry(*, key: str, delivery_ids: Sequence[str], error: str) -> Entry:
+    return "dead_letter", {"key": key, "deliveries": list(delivery_ids), "error": error[:500]}
+
+
+def close_entry(
+    *,
+    repo: str,
+    number: int,
+    head_sha: str,
+    author: str | None,
+    merged: bool,
+    merged_by: str | None,
+    merge_commit_sha: str | None,
+    last_decision: str | None,
+    last_outcome: str | None,
+    delivery_id: str,
+) -> Entry:
+    """A pull request closed or merged, joined to the last decision published for it."""
+    return (
+        "merged" if merged else "closed",
+        {
+            "repo": repo,
+            "pr": number,
+            "head_sha": head_sha,
+            "author": author,
+            "merged": merged,
+            "merged_by": merged_by,
+            "merge_commit_sha": merge_commit_sha,
+            "last_decision": last_decision,
+            "last_outcome": last_outcome,
+            "delivery_id": delivery_id,
+        },
+    )

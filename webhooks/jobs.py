@@ -1,0 +1,246 @@
+"""One job, from its typed intents to the decisions it published.
+
+read → evaluate → publish (policy-bot's parse → evaluate → post-actions). A
+job's key says what is decided: a pull request's head (with every pull request
+sharing it), a bare head sha, a merge group, or an installation whose caches
+must be dropped. Evaluations that publish to the same commit are serialised on
+a lock named after it, so no interleaving can publish a weaker result computed
+from older facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from gate import audit_entries, tree
+from gate.result import Decision
+from webhooks import team_index
+from webhooks.evaluate import Evaluator, Head
+from webhooks.events import (
+    GroupKey,
+    GroupQueued,
+    InstallationChanged,
+    InstallKey,
+    Intent,
+    PullChanged,
+    PullKey,
+    RolloutConfirmed,
+    ShaKey,
+    decode,
+    parse_key,
+)
+from webhooks.facts import ScanCache, record_confirmation, record_pusher
+from webhooks.github import Backoff
+from webhooks.publish import Publisher
+from webhooks.reader import get_pull
+from webhooks.service import Service
+from webhooks.store import Job
+
+log = logging.getLogger("merge_gate.jobs")
+
+#: At most this many heads get a failure check run when a job is given up.
+_FAILED_HEADS = 5
+
+
+def intents_of(job: Job) -> list[Intent]:
+    return [decode(d.body, event=d.event, action=d.action) for d in job.deliveries]
+
+
+def _installation(intents: Sequence[Intent]) -> int | None:
+    return next((i.installation_id for i in reversed(intents) if i.installation_id), None)
+
+
+def _heads(intents: Sequence[Intent]) -> list[tuple[str, str, int]]:
+    """(repo, head sha, pull request number or 0) each intent concerned, newest first."""
+    found: dict[tuple[str, str], int] = {}
+    for intent in reversed(intents):
+        if isinstance(intent, PullChanged):
+            found.setdefault((intent.repo, intent.head_sha), intent.number)
+        elif isinstance(intent, InstallationChanged):
+            continue
+        else:
+            found.setdefault((intent.repo, intent.head_sha), 0)
+    return [(repo, sha, number) for (repo, sha), number in found.items()]
+
+
+class Jobs:
+    def __init__(self, service: Service) -> None:
+        self._svc = service
+        self._evaluator = Evaluator(service, scans=ScanCache())
+        self._publisher = Publisher(service)
+
+    async def run(self, job: Job) -> tuple[Decision, ...]:
+        key = parse_key(job.key)
+        intents = intents_of(job)
+        if isinstance(key, InstallKey):
+            self._invalidate(intents)
+            return await self._redo_teams(intents, owner=job.token)
+        installation = _installation(intents)
+        if installation is None:
+            log.warning("delivery without installation ignored", extra={"key": job.key})
+            return ()
+        delivery_id = job.deliveries[-1].id if job.deliveries else ""
+        for intent in intents:
+            if isinstance(intent, RolloutConfirmed):
+                await record_confirmation(self._svc, intent)
+            elif isinstance(intent, PullChanged) and intent.action == "synchronize":
+                await record_pusher(self._svc, intent)
+        redo = job.attempts > 0
+        if isinstance(key, GroupKey):
+            group = next(i for i in reversed(intents) if isinstance(i, GroupQueued))
+            decision = await self._evaluator.group(installation_id=installation, intent=group)
+            await self._publisher.publish(
+                decision, installation_id=installation, delivery_id=delivery_id, redo=redo
+            )
+            return (decision,)
+        number = key.number if isinstance(key, PullKey) else None
+        heads = _heads(intents)
+        sha = heads[0][1] if heads else key.sha if isinstance(key, ShaKey) else ""
+        for intent in intents:
+            if isinstance(intent, PullChanged) and intent.closed:
+                await self._record_close(installation, intent, delivery_id)
+        if not sha:
+            return ()
+        decided = await self._decide_head(
+            installation,
+            repo=key.repo,
+            sha=sha,
+            number=number,
+            owner=job.token,
+            delivery_id=delivery_id,
+            redo=redo,
+        )
+        return (decided,) if decided else ()
+
+    async def _decide_head(
+        self,
+        installation: int,
+        *,
+        repo: str,
+        sha: str,
+        number: int | None,
+        owner: str,
+        delivery_id: str,
+        redo: bool,
+    ) -> Decision | None:
+        head = await self._evaluator.head(
+            installation_id=installation, repo=repo, sha=sha, number=number
+        )
+        async with self._commit_lock(repo, head, owner=owner) as waited:
+            if waited:  # others published meanwhile: read the pull requests again
+                head = await self._evaluator.head(
+                    installation_id=installation, repo=repo, sha=head.sha, number=None
+                )
+            decision = await self._evaluator.commit(
+                installation_id=installation, repo=repo, head=head
+            )
+            if decision is not None:
+                await self._publisher.publish(
+                    decision, installation_id=installation, delivery_id=delivery_id, redo=redo
+                )
+        return decision
+
+    @asynccontextmanager
+    async def _commit_lock(self, repo: str, head: Head, *, owner: str) -> AsyncIterator[bool]:
+        store, lease = self._svc.store, self._svc.settings.lease_seconds
+        name = f"commit:{repo}@{head.sha}"
+        waited, delay, spent = False, 0.05, 0.0
+        while not await store.lock(name, owner=owner, ttl=lease):
+            if spent > lease / 2:
+                raise Backoff(1.0, f"commit {head.sha[:12]} is being published by another worker")
+            waited = True
+            await asyncio.sleep(delay)
+            spent += delay
+            delay = min(delay * 2, 0.5)
+        try:
+            yield waited
+        finally:
+            await store.unlock(name, owner=owner)
+
+    async def _record_close(self, installation: int, intent: PullChanged, delivery_id: str) -> None:
+        svc = self._svc
+        pull = await get_pull(
+            svc.gh, installation_id=installation, repo=intent.repo, number=intent.number
+        )
+        latest = json.loads(
+            (await svc.store.get("latest", f"{intent.repo}#{intent.number}")) or b"{}"
+        )
+        kind, fields = audit_entries.close_entry(
+            repo=intent.repo,
+            number=intent.number,
+            head_sha=str(pull["head"]["sha"]),
+            author=(pull.get("user") or {}).get("login"),
+            merged=bool(pull.get("merged")),
+            merged_by=(pull.get("merged_by") or {}).get("login"),
+            merge_commit_sha=pull.get("merge_commit_sha") if pull.get("merged") else None,
+            last_decision=latest.get("id"),
+            last_outcome=latest.get("outcome"),
+            delivery_id=delivery_id,
+        )
+        await svc.audit.append(kind, fields, time=svc.clock())
+
+    async def _redo_teams(self, intents: Sequence[Intent], *, owner: str) -> tuple[Decision, ...]:
+        """Decide again every pull request whose decision used a team that changed."""
+        done: list[Decision] = []
+        for intent in intents:
+            if not (isinstance(intent, InstallationChanged) and intent.team):
+                continue
+            if intent.installation_id is None:
+                continue
+            for entry in await team_index.entries(self._svc.store, team=intent.team):
+                decided = await self._decide_head(
+                    intent.installation_id,
+                    repo=entry.repo,
+                    sha=entry.head_sha,
+                    number=entry.number,
+                    owner=owner,
+                    delivery_id="",
+                    redo=False,
+                )
+                if decided is not None:
+                    done.append(decided)
+        return tuple(done)
+
+    def _invalidate(self, intents: Sequence[Intent]) -> None:
+        svc = self._svc
+        svc.teams.forget()
+        svc.access.forget()
+        for intent in intents:
+            if isinstance(intent, InstallationChanged) and intent.event != "membership":
+                svc.configs.forget()
+                svc.gh.forget(intent.installation_id)
+
+    async def give_up(self, job: Job, error: str) -> None:
+        """Fail closed: a signed ``failure`` decision on every head the job concerned."""
+        svc = self._svc
+        kind, fields = audit_entries.dead_letter_entry(
+            key=job.key, delivery_ids=job.delivery_ids, error=error
+        )
+        await svc.audit.append(kind, fields, time=svc.clock())
+        try:
+            intents = intents_of(job)
+        except Exception:
+            log.exception("dead letter: deliveries cannot be read", extra={"key": job.key})
+            return
+        installation = _installation(intents)
+        if installation is None:
+            return
+        message = (
+            f"evaluation failed repeatedly ({job.attempts + 1} attempts), failing closed: "
+            f"{error[:1000]}. Re-run the check once GitHub or merge-gate is healthy."
+        )
+        for repo, sha, number in _heads(intents)[:_FAILED_HEADS]:
+            decision = tree.failure(repo=repo, head_sha=sha, number=number, message=message)
+            try:
+                await self._publisher.publish(
+                    decision,
+                    installation_id=installation,
+                    delivery_id=job.deliveries[-1].id,
+                    redo=True,
+                )
+            except Exception:
+                log.exception("could not post the dead-letter check run", extra={"key": job.key})
