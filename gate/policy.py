@@ -366,11 +366,15 @@ def parse(
         _check_budget(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.SafeLoader("").construct_document(root) if root is not None else None
+    except InvalidPolicy:
+        raise
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(error, "problem", None) or str(error)
         raise InvalidPolicy([PolicyError(line, column, f"not valid YAML: {problem}")]) from None
+    except ValueError as error:  # a constructor's own limit, e.g. int() of 4300+ digits
+        raise InvalidPolicy([PolicyError(1, 1, f"not valid YAML: {error}")]) from None
     if root is None or not isinstance(data, dict):
         raise InvalidPolicy([PolicyError(1, 1, "the policy must be a YAML mapping")])
     errors = _duplicate_keys(root)
