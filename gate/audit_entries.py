@@ -38,6 +38,8 @@ def _evaluation(pull: Decision, *, root: Decision, digest: str, delivery_id: str
     }
     if root is not pull:
         fields["with"] = [p.number for p in root.pulls if p is not pull]
+    if root.advisory:
+        fields["advisory"] = True
     return "evaluation", fields
 
 

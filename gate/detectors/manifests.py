@@ -134,12 +134,22 @@ def parse_manifest(*, path: str, text: str) -> Manifest | ParseError:
         text = text[1:]
     try:
         if kind is ManifestKind.LOCKFILE:
-            return _lockfile(lockfiles.PARSERS[posixpath.basename(path)](text))
-        return _PARSERS[kind](text)
+            manifest = _lockfile(lockfiles.PARSERS[posixpath.basename(path)](text))
+        else:
+            manifest = _PARSERS[kind](text)
+        # A lone surrogate (raw, or a JSON "\ud800" escape) is no name or version
+        # anyone can publish, and RE2 and registries need UTF-8.
+        for package in manifest.packages:
+            f"{package.name}{package.spec}".encode()
+        for source in manifest.sources:
+            source.encode()
     except (_Invalid, lockfiles.LockfileError) as error:
         return ParseError(str(error))
     except RecursionError:
         return ParseError("nested too deeply to read")
+    except UnicodeEncodeError:
+        return ParseError("not valid Unicode (a lone surrogate)")
+    return manifest
 
 
 # --- shared helpers ----------------------------------------------------------

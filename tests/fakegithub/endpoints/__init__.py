@@ -11,6 +11,7 @@ from tests.fakegithub.endpoints import (
     orgs,
     pulls,
     rules,
+    users,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "orgs",
     "pulls",
     "rules",
+    "users",
 ]
