@@ -75,6 +75,17 @@ def retry_decision(exc: GitHubException, count: int) -> RetryOption:
     return RetryOption(False)
 
 
+def _transient_wait(error: RequestError[Any], count: int) -> float | None:
+    """How long to wait before retrying a wrapped failure (the token's fetch), or None."""
+    failed = error.args[0] if error.args else None
+    if isinstance(failed, RateLimitExceeded):
+        wait = float(failed.retry_after.total_seconds())
+        return wait if wait <= MAX_WAIT else None
+    if isinstance(failed, RequestFailed) and failed.response.status_code >= 500:
+        return min(0.2 * 2**count, MAX_WAIT)
+    return None
+
+
 class SharedTransport(httpx.AsyncBaseTransport):
     """One connection pool for every githubkit client of the App.
 
@@ -211,7 +222,10 @@ class GitHubApp:
         route: str,
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
-        for attempt in (1, 2):
+        token_failures = 0
+        attempt = 0
+        while attempt < 2:
+            attempt += 1
             client = self._client(installation_id)
             try:
                 response = await client.arequest(
@@ -245,6 +259,15 @@ class GitHubApp:
                     raise NotFound(status, message) from None
                 raise GitHubError(status, message) from None
             except RequestError as error:
+                # Fetching the installation token happens inside the request; a 5xx
+                # there arrives wrapped, past githubkit's own retries: retry it
+                # briefly here too, like any other call, before backing off.
+                wait = _transient_wait(error, token_failures)
+                if wait is not None and token_failures < MAX_RETRIES:
+                    token_failures += 1
+                    attempt -= 1
+                    await asyncio.sleep(wait)
+                    continue
                 raise Backoff(10.0, f"cannot reach GitHub: {error}") from None
             self._count(method, route, response.status_code, response.headers)
             status = response.status_code

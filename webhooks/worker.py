@@ -60,7 +60,7 @@ class Worker:
         except Backoff as error:
             # GitHub asked us to wait (rate limit) or the commit is busy: the job waits
             # in the queue, not in a worker, and no attempt is counted against it.
-            log.warning("backing off", extra={"key": job.key, "error": str(error)})
+            log.warning("backing off: %s", error, extra={"key": job.key})
             await svc.store.defer(job, until=svc.wall() + error.retry_in)
         except Exception as error:
             log.exception("job failed", extra={"key": job.key})
