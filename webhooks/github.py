@@ -82,7 +82,7 @@ def _transient_wait(error: RequestError[Any], count: int) -> float | None:
         wait = float(failed.retry_after.total_seconds())
         return wait if wait <= MAX_WAIT else None
     if isinstance(failed, RequestFailed) and failed.response.status_code >= 500:
-        return min(0.2 * 2**count, MAX_WAIT)
+        return float(min(0.2 * 2**count, MAX_WAIT))
     return None
 
 
