@@ -262,6 +262,7 @@ def _rollout(
         id=f"{tier}:staged_rollout",
         tier=tier,
         kind=RequirementKind.STAGED_ROLLOUT,
+        rollout=rollout,
         description="human staged-rollout confirmation",
         paths=paths,
         needed=1,

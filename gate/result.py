@@ -133,6 +133,8 @@ class RequirementResult:
     satisfied: bool
     satisfied_by: tuple[Approval, ...]
     explanation: str
+    #: A staged rollout's plan, from the policy (``tiers[].rollout``).
+    rollout: str = ""
 
 
 @dataclass(frozen=True, slots=True)

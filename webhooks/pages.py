@@ -224,6 +224,8 @@ def _who(requirement: RequirementResult, links: _Links) -> str:
 def _rollout_plan(requirement: RequirementResult) -> tuple[str, str]:
     """The explanation and, for a staged rollout, the policy's rollout text apart."""
     text = requirement.explanation
+    if requirement.rollout:
+        return text.split(" Staged rollout: ", 1)[0], requirement.rollout
     if requirement.kind == "staged_rollout" and " Staged rollout: " in text:
         head, plan = text.split(" Staged rollout: ", 1)
         return head, plan
