@@ -13,17 +13,8 @@ from gate import render
 from gate.statement import verify_record
 from tests.fakegithub.models import PRCommit, PRFile
 from tests.fakegithub.server import FakeGitHub
-from tests.harness import SECRET, RunningService, running, settings_env, wait_for
+from tests.harness import SECRET, RunningService, settings_env, wait_for
 from tests.world import OBSERVED, World, patch, sha
-
-
-@pytest.fixture(scope="module")
-def service(
-    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
-    with running(env) as svc:
-        yield svc
 
 
 def test_docs_only_agent_pr_passes_and_requests_nobody(world: World) -> None:

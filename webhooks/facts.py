@@ -119,15 +119,22 @@ class GitHubFacts:
         installation_id: int,
         repo: str,
         pull: Mapping[str, Any],
-        scans: ScanCache,
+        scans: ScanCache | None,
+        snapshot: PullSnapshot | None = None,
     ) -> None:
+        """``snapshot``: facts already known (a merge group's combined diff); then
+        nothing about the pull request is read and nothing is scanned (its pull
+        requests were scanned on their own heads)."""
         self._svc = service
         self._installation = installation_id
         self._repo = repo
         self._pull = pull
         self._scans = scans
+        self._snapshot = snapshot
 
     async def pull(self) -> PullSnapshot:
+        if self._snapshot is not None:
+            return self._snapshot
         snapshot = await read_snapshot(
             self._svc.gh, installation_id=self._installation, repo=self._repo, pull=self._pull
         )
@@ -168,30 +175,7 @@ class GitHubFacts:
         return await self._svc.access.admins(installation_id=self._installation, repo=self._repo)
 
     async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
+        if self._scans is None:
+            return None
         return await self._scans.scan(self._svc, packages=packages, head_sha=head_sha)
 
-
-class GroupFacts(GitHubFacts):
-    """A merge group's combined diff, judged like a pull request (no scan: its
-    pull requests were scanned on their own heads)."""
-
-    def __init__(
-        self,
-        service: Service,
-        *,
-        installation_id: int,
-        repo: str,
-        pull: Mapping[str, Any],
-        scans: ScanCache,
-        snapshot: PullSnapshot,
-    ) -> None:
-        super().__init__(
-            service, installation_id=installation_id, repo=repo, pull=pull, scans=scans
-        )
-        self._snapshot = snapshot
-
-    async def pull(self) -> PullSnapshot:
-        return self._snapshot
-
-    async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
-        return None
