@@ -15,13 +15,38 @@ from gate.result import VOCABULARY, Decision, DecisionKind, RequirementKind
 
 Entry = tuple[str, dict[str, object]]
 _MAX_FILES = 3000
+_MAX_FINDINGS = 200
 
 
 def _approvers(decision: Decision) -> list[str]:
     return sorted({a.user for r in decision.requirements for a in r.satisfied_by})
 
 
-def _evaluation(pull: Decision, *, root: Decision, digest: str, delivery_id: str) -> Entry:
+def _approvals(decision: Decision) -> list[dict[str, object]]:
+    """Each approver once, with when they approved (the earliest counted review)."""
+    first: dict[str, str] = {}
+    for requirement in decision.requirements:
+        for approval in requirement.satisfied_by:
+            seen = first.get(approval.user)
+            if seen is None or (approval.at and approval.at < seen):
+                first[approval.user] = approval.at
+    return [{"user": user, "at": at} for user, at in sorted(first.items())]
+
+
+def _findings(decision: Decision) -> list[dict[str, str]]:
+    """Detector findings (messages already redacted), so a trace finds a secret's
+    fingerprint or a package name in the log without the signed record."""
+    found = [
+        {"path": f.path, "detector": x.detector, "rule": x.rule, "message": x.message[:500]}
+        for f in decision.files
+        for x in f.findings
+    ]
+    return found[:_MAX_FINDINGS]
+
+
+def _evaluation(
+    pull: Decision, *, root: Decision, digest: str, delivery_id: str, decision_id: str = ""
+) -> Entry:
     fields: dict[str, object] = {
         "repo": pull.repo,
         "pr": pull.number,
@@ -35,7 +60,11 @@ def _evaluation(pull: Decision, *, root: Decision, digest: str, delivery_id: str
         "approvers": _approvers(pull),
         "record_digest": digest,
         "delivery_id": delivery_id,
+        "approvals": _approvals(pull),
+        "findings": _findings(pull),
     }
+    if decision_id:
+        fields["decision_id"] = decision_id
     if root is not pull:
         fields["with"] = [p.number for p in root.pulls if p is not pull]
     return "evaluation", fields
@@ -47,10 +76,12 @@ def decision_entries(
     digest: str,
     delivery_id: str,
     requested: Sequence[int] = (),
+    decision_id: str = "",
 ) -> list[Entry]:
     """The entries of one published decision.
 
-    ``requested``: the pull requests whose review requests GitHub accepted.
+    ``requested``: the pull requests whose review requests GitHub accepted;
+    ``decision_id``: where the signed record is kept (its details page).
     """
     entries: list[Entry] = []
     if decision.kind is DecisionKind.MERGE_GROUP:
@@ -73,7 +104,11 @@ def decision_entries(
         if pull.number == 0:
             entries.append(_failure(pull, digest=digest, delivery_id=delivery_id))
             continue
-        entries.append(_evaluation(pull, root=decision, digest=digest, delivery_id=delivery_id))
+        entries.append(
+            _evaluation(
+                pull, root=decision, digest=digest, delivery_id=delivery_id, decision_id=decision_id
+            )
+        )
         if pull.number in requested:
             entries.append(
                 (

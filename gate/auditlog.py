@@ -54,6 +54,10 @@ KINDS = frozenset(
         "dead_letter",
         "merged",
         "closed",
+        # A break-glass override of a decision, by whom and why.
+        "override",
+        # A revert pull request opened for a merged pull request.
+        "revert",
     }
 )
 RESERVED = frozenset({"seq", "time", "kind", "prev"})

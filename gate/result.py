@@ -113,6 +113,9 @@ class FileResult:
 class Approval:
     user: str
     review_id: int
+    #: When the review was submitted (ISO 8601, as GitHub sends it): the incident
+    #: timeline says when each approval was given.
+    at: str = ""
 
 
 @dataclass(frozen=True, slots=True)

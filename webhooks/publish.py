@@ -103,7 +103,11 @@ class Publisher:
         requested = tuple(p.number for p, n in zip(asking, notes, strict=True) if not n)
         await self._remember(decision, decision_id)
         await self._log(
-            decision, digest=record.digest, delivery_id=delivery_id, requested=requested
+            decision,
+            digest=record.digest,
+            delivery_id=delivery_id,
+            requested=requested,
+            decision_id=decision_id,
         )
         return Published(decision_id, record.digest, run_id, requested)
 
@@ -136,7 +140,13 @@ class Publisher:
                 await team_index.add(svc.store, team=team, pull=pull, owner=decision_id)
 
     async def _log(
-        self, decision: Decision, *, digest: str, delivery_id: str, requested: Sequence[int]
+        self,
+        decision: Decision,
+        *,
+        digest: str,
+        delivery_id: str,
+        requested: Sequence[int],
+        decision_id: str = "",
     ) -> None:
         svc = self._svc
         now = svc.clock()
@@ -144,7 +154,11 @@ class Publisher:
             conclusion=decision.vocabulary.check_run, tier=decision.tier or "none"
         ).inc()
         entries = audit_entries.decision_entries(
-            decision, digest=digest, delivery_id=delivery_id, requested=requested
+            decision,
+            digest=digest,
+            delivery_id=delivery_id,
+            requested=requested,
+            decision_id=decision_id,
         )
         for kind, fields in entries:
             await svc.audit.append(kind, fields, time=now)

@@ -188,6 +188,8 @@ class Pull:
     requested_teams: list[str] = field(default_factory=list)
     created_at: str = "2024-01-01T00:00:00Z"
     updated_at: str = "2024-01-01T00:00:00Z"
+    merged_by: str | None = None
+    merge_commit_sha: str | None = None
 
     @property
     def is_fork(self) -> bool:

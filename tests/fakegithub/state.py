@@ -467,6 +467,17 @@ class GitHubState:
             pull.updated_at = iso()
             return pull
 
+    def merge(self, repo: str, number: int, *, by: str, merge_commit_sha: str) -> Pull:
+        """The pull request merged by ``by`` as ``merge_commit_sha`` into its base."""
+        with self.lock:
+            pull = self.pull(repo, number)
+            self.user(by)
+            pull.state, pull.merged = "closed", True
+            pull.merged_by, pull.merge_commit_sha = by, merge_commit_sha
+            self.repo(pull.repo).branches[pull.base_ref] = merge_commit_sha
+            pull.updated_at = iso()
+            return pull
+
     def set_compare(
         self,
         repo: str,
