@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gate.result import VOCABULARY, Decision, DecisionKind, RequirementKind
+from gate.result import VOCABULARY, Decision, DecisionKind, Outcome, RequirementKind
 
 Entry = tuple[str, dict[str, object]]
 _MAX_FILES = 3000
@@ -65,6 +65,12 @@ def _evaluation(
     }
     if decision_id:
         fields["decision_id"] = decision_id
+    if pull.override is not None:
+        fields["override"] = {
+            "by": pull.override.by,
+            "reason": pull.override.reason,
+            "without": VOCABULARY[Outcome(pull.override.without)].audit,
+        }
     if root is not pull:
         fields["with"] = [p.number for p in root.pulls if p is not pull]
     return "evaluation", fields
@@ -185,5 +191,61 @@ def close_entry(
             "last_decision": last_decision,
             "last_outcome": last_outcome,
             "delivery_id": delivery_id,
+        },
+    )
+
+
+def override_request_entry(
+    *,
+    repo: str,
+    number: int,
+    head_sha: str,
+    by: str,
+    reason: str,
+    comment_id: int,
+    delivery_id: str,
+    open_: bool,
+) -> Entry:
+    """A ``/merge-gate override`` comment, logged when it arrives, whether or not it counts.
+
+    The evaluation that follows says whether it was applied (``override`` on the
+    evaluation entry and an ``override`` entry with ``status: applied``) or refused
+    (the signed record's notes).
+    """
+    return (
+        "override",
+        {
+            "repo": repo,
+            "pr": number,
+            "head_sha": head_sha,
+            "by": by,
+            "reason": reason[:500],
+            "status": "requested" if open_ else "ignored: the pull request is not open",
+            "comment_id": comment_id,
+            "delivery_id": delivery_id,
+        },
+    )
+
+
+def override_applied_entry(
+    decision: Decision, *, digest: str, issue_url: str | None, comment_url: str | None
+) -> Entry:
+    """An override took effect on this pull request's head: the post-hoc review's anchor."""
+    override = decision.override
+    if override is None:
+        raise ValueError("the decision has no override")
+    return (
+        "override",
+        {
+            "repo": decision.repo,
+            "pr": decision.number,
+            "head_sha": decision.head_sha,
+            "by": override.by,
+            "reason": override.reason[:500],
+            "status": "applied",
+            "without": VOCABULARY[Outcome(override.without)].audit,
+            "record_digest": digest,
+            "review_issue": issue_url,
+            "comment": comment_url,
         },
     )

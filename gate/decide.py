@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gate import engine
+from gate import engine, identity, override
 from gate.codeowners import CodeOwners
 from gate.defaults import load_policy
 from gate.detectors.base import Detector, ScanInput
@@ -95,13 +95,16 @@ async def decide(*, facts: Facts, detectors: Mapping[str, Detector]) -> Decision
     needs = engine.needs(
         policy=policy, codeowners=config.codeowners, pull=pull, detectors=detectors
     )
+    if pull.overrides:  # who may break the glass: members of the policy's teams
+        teams_wanted = needs.teams | override.teams_of(policy.policy)
+        needs = dataclasses.replace(needs, teams=teams_wanted)
     teams, contents = await facts.inputs(needs=needs, pull=pull)
     packages = packages_added(pull, contents)
     if packages:
         scan = await facts.scan(packages=packages, head_sha=pull.head_sha)
         if scan is not None:
             pull = dataclasses.replace(pull, scans=(scan,))
-    return engine.evaluate(
+    decision = engine.evaluate(
         policy=policy,
         codeowners=config.codeowners,
         pull=pull,
@@ -110,3 +113,12 @@ async def decide(*, facts: Facts, detectors: Mapping[str, Detector]) -> Decision
         detectors=detectors,
         codeowners_blob=config.codeowners_blob,
     )
+    if pull.overrides:
+        decision = override.apply(
+            decision,
+            policy=policy.policy,
+            pull=pull,
+            teams=teams,
+            excluded=identity.never_counts(pull=pull),
+        )
+    return decision

@@ -80,6 +80,13 @@ class Agents(_Section):
         (), description="Co-authored-by e-mail globs that identify an agent."
     )
     labels: tuple[Login, ...] = Field((), description="A PR with one of these labels is governed.")
+    delegates: dict[LoginGlob, Login] = Field(
+        default_factory=dict,
+        description=(
+            "Agent login (or glob) -> the human it works for. That human's approval never "
+            "counts on the agent's pull requests."
+        ),
+    )
 
 
 class DenyRule(_Section):
@@ -139,6 +146,28 @@ class Tier(_Section):
         return refs
 
 
+class BreakGlass(_Section):
+    """Who may override a decision in an emergency: off unless teams are named.
+
+    An override turns the check green for the current head, is signed and logged,
+    and is followed up by a comment (and, with ``issue``, an issue) for review.
+    """
+
+    teams: tuple[Owner, ...] = Field(
+        (), description="@org/team whose members may override; none: break-glass is off."
+    )
+    issue: StrictBool = Field(
+        False, description="Open an issue for the post-hoc review (needs issues: write)."
+    )
+
+    @model_validator(mode="after")
+    def _teams_only(self) -> BreakGlass:
+        people = [t for t in self.teams if "/" not in t]
+        if people:
+            raise ValueError(f"break_glass.teams takes @org/team only, not {people[0]}")
+        return self
+
+
 class Policy(_Section):
     """A merge-gate policy; tiers are listed from lowest to highest risk."""
 
@@ -153,6 +182,10 @@ class Policy(_Section):
     )
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
+    )
+    break_glass: BreakGlass = Field(
+        default_factory=lambda: BreakGlass(),
+        description="Emergency override by a named team ('/merge-gate override <reason>').",
     )
 
     @model_validator(mode="after")

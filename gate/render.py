@@ -37,6 +37,8 @@ def conclusion(decision: Decision) -> str:
 
 
 def title(decision: Decision) -> str:
+    if decision.override is not None:
+        return f"Override by @{decision.override.by} (break-glass): {decision.override.reason}"
     if decision.children:
         if decision.outcome is Outcome.PASS:
             return f"Passes: all {len(decision.children)} pull requests"

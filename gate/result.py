@@ -153,6 +153,19 @@ class PolicyRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """A break-glass override: who turned the decision into a pass, why, and from what."""
+
+    by: str
+    reason: str
+    at: str
+    #: The outcome the decision had without the override.
+    without: str
+    #: The policy asks for an issue for the post-hoc review.
+    issue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     repo: str
     number: int
@@ -180,6 +193,8 @@ class Decision:
     draft: bool = False
     #: The parts of a commit's or a merge group's decision: one per pull request.
     children: tuple[Decision, ...] = ()
+    #: Set when a break-glass override turned this decision into a pass.
+    override: Override | None = None
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -275,5 +290,6 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             "codeowners": ref(data["codeowners"]),
             "kind": DecisionKind(data.get("kind", DecisionKind.PULL)),
             "children": tuple(decision_from_dict(c) for c in data.get("children", ())),
+            "override": Override(**data["override"]) if data.get("override") else None,
         }
     )

@@ -355,7 +355,7 @@ def test_stale_reviews_kept_on_push_fail() -> None:
 
 
 def test_extra_permissions_are_a_warning_but_administration_read_is_tolerated() -> None:
-    granted = {**needed_permissions(ALL_OPERATIONS), "administration": "read", "issues": "write"}
+    granted = {**needed_permissions(ALL_OPERATIONS), "administration": "read", "actions": "write"}
     found = doctor.installation_findings(
         {"id": 1, "account": {"login": "acme"}, "permissions": granted, "events": manifest_events()}
     )
@@ -363,7 +363,7 @@ def test_extra_permissions_are_a_warning_but_administration_read_is_tolerated() 
     assert s["permissions"] is Status.OK
     lp = next(f for f in found if f.check == "least privilege")
     assert lp.status is Status.WARN
-    assert "issues" in lp.message
+    assert "actions" in lp.message
     assert "administration" not in lp.message
 
 

@@ -105,6 +105,15 @@ OPERATIONS: Mapping[tuple[str, str], Need] = MappingProxyType(
         ("GET", "/repos/{owner}/{repo}/pulls"): Need(
             "pull_requests", why="find fork pull requests by head SHA (not linked to commits)"
         ),
+        # Issues: https://docs.github.com/rest/issues/comments#create-an-issue-comment
+        # ("Issues" or "Pull requests" write; on a pull request the latter suffices).
+        ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): Need(
+            "pull_requests", Access.WRITE, why="break-glass: comment on the overridden pull request"
+        ),
+        # Optional, like administration: only installations that want review issues grant it.
+        ("POST", "/repos/{owner}/{repo}/issues"): Need(
+            "issues", Access.WRITE, why="break-glass, optional: open the post-hoc review issue"
+        ),
         # Collaborators: https://docs.github.com/rest/collaborators/collaborators
         ("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission"): Need(
             "metadata", why="check that an approver has write access (not only membership)"
@@ -174,6 +183,7 @@ SERVICE_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits"),
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"),
     ("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"),
+    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("GET", "/repos/{owner}/{repo}/contents/{path}"),
     ("GET", "/repos/{owner}/{repo}/git/blobs/{file_sha}"),
     ("POST", "/repos/{owner}/{repo}/check-runs"),
@@ -223,6 +233,9 @@ EVENT_PERMISSIONS: Mapping[str, Need | None] = MappingProxyType(
         "check_suite": Need("checks", why="handle re-requested suites"),
         "merge_group": Need("merge_queues", why="gate merge-queue groups"),
         "membership": Need("members", why="re-evaluate when an owning team changes"),
+        # "To subscribe to this event, a GitHub App must have at least read-level
+        # access for the Issues repository permission" (webhook events and payloads).
+        "issue_comment": Need("issues", why="break-glass: '/merge-gate override' comments"),
         "installation": None,
         "installation_repositories": None,
     }

@@ -266,3 +266,28 @@ class Delivery:
         return (
             "OK" if 200 <= self.status_code < 300 else f"Invalid HTTP Response: {self.status_code}"
         )
+
+
+@dataclass
+class IssueComment:
+    """A comment on an issue or a pull request's conversation."""
+
+    id: int
+    repo: str
+    number: int
+    user: str
+    user_type: str
+    body: str
+    created_at: str = "2024-01-01T00:00:00Z"
+
+
+@dataclass
+class Issue:
+    repo: str
+    number: int
+    id: int
+    title: str
+    body: str
+    user: str
+    user_type: str = "Bot"
+    created_at: str = "2024-01-01T00:00:00Z"

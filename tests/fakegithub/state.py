@@ -24,6 +24,8 @@ from tests.fakegithub.models import (
     CheckRun,
     Delivery,
     Installation,
+    Issue,
+    IssueComment,
     PRCommit,
     PRFile,
     Pull,
@@ -115,6 +117,8 @@ class GitHubState:
             self.users: dict[str, User] = {}
             self.revoked_tokens: set[str] = set()
             self.faults: list[Fault] = []
+            self.comments: list[IssueComment] = []
+            self.issues: list[Issue] = []
 
             self._repo_ids = _Counter(100_000)
             self._pull_ids = _Counter(200_000)
@@ -125,6 +129,8 @@ class GitHubState:
             self._installation_ids = _Counter(1_000)
             self._ruleset_ids = _Counter(10)
             self._delivery_ids = _Counter(90_000_000_000)
+            self._comment_ids = _Counter(700_000)
+            self._issue_ids = _Counter(800_000)
 
             self.register_app(DEFAULT_APP_ID)
 
@@ -477,6 +483,24 @@ class GitHubState:
             self.repo(pull.repo).branches[pull.base_ref] = merge_commit_sha
             pull.updated_at = iso()
             return pull
+
+    def add_comment(
+        self, repo: str, number: int, *, user: str, body: str, user_type: str = "User"
+    ) -> IssueComment:
+        """A comment on issue or pull request ``number`` (the conversation, not a review)."""
+        with self.lock:
+            self.user(user, user_type)
+            comment = IssueComment(
+                id=self._comment_ids(),
+                repo=self.repo(repo).full_name,
+                number=number,
+                user=user,
+                user_type=user_type,
+                body=body,
+                created_at=iso(),
+            )
+            self.comments.append(comment)
+            return comment
 
     def set_compare(
         self,
