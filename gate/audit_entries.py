@@ -65,6 +65,11 @@ def _evaluation(
     }
     if decision_id:
         fields["decision_id"] = decision_id
+    if pull.delegation:
+        fields["delegation"] = [
+            {"login": d.login, "source": d.source, "session": d.session, "logs_url": d.logs_url}
+            for d in pull.delegation
+        ]
     if pull.override is not None:
         fields["override"] = {
             "by": pull.override.by,

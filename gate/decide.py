@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gate import engine, identity, override
+from gate import delegation, engine, identity, override
 from gate.codeowners import CodeOwners
 from gate.defaults import load_policy
 from gate.detectors.base import Detector, ScanInput
@@ -92,6 +92,9 @@ async def decide(*, facts: Facts, detectors: Mapping[str, Detector]) -> Decision
             message="the base branch's policy file is invalid",
             notes=[e.format(label) for e in policy.errors],
         )
+    delegated = delegation.find(policy=policy.policy, pull=pull)
+    if delegated:  # whoever asked the agent does not approve its work
+        pull = dataclasses.replace(pull, delegates=delegation.logins(delegated))
     needs = engine.needs(
         policy=policy, codeowners=config.codeowners, pull=pull, detectors=detectors
     )
@@ -113,6 +116,16 @@ async def decide(*, facts: Facts, detectors: Mapping[str, Detector]) -> Decision
         detectors=detectors,
         codeowners_blob=config.codeowners_blob,
     )
+    if delegated:
+        said = [f"@{d.login} ({d.source})" for d in delegated if d.login]
+        note = (
+            f"The agent worked for {', '.join(said)}: their approval does not count."
+            if said
+            else "Agent session recorded; no delegating human is named."
+        )
+        decision = dataclasses.replace(
+            decision, delegation=delegated, notes=(*decision.notes, note)
+        )
     if pull.overrides:
         decision = override.apply(
             decision,

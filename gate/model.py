@@ -157,6 +157,11 @@ class PullSnapshot:
     confirmations: tuple[Confirmation, ...] = ()
     scans: tuple[ScanResult, ...] = ()
     overrides: tuple[OverrideRequest, ...] = ()
+    #: ``Key: value`` trailers of the description and commits (lower-case keys).
+    trailers: tuple[tuple[str, str], ...] = ()
+    assignees: frozenset[str] = frozenset()
+    #: Humans the agent worked for (:mod:`gate.delegation`): their approval never counts.
+    delegates: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,6 +153,16 @@ class PolicyRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Delegate:
+    """A human an agent worked for (see :mod:`gate.delegation`), and what says so."""
+
+    login: str
+    source: str
+    session: str = ""
+    logs_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Override:
     """A break-glass override: who turned the decision into a pass, why, and from what."""
 
@@ -195,6 +205,8 @@ class Decision:
     children: tuple[Decision, ...] = ()
     #: Set when a break-glass override turned this decision into a pass.
     override: Override | None = None
+    #: The humans the agent worked for; their approval never counted.
+    delegation: tuple[Delegate, ...] = ()
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -291,5 +303,6 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             "kind": DecisionKind(data.get("kind", DecisionKind.PULL)),
             "children": tuple(decision_from_dict(c) for c in data.get("children", ())),
             "override": Override(**data["override"]) if data.get("override") else None,
+            "delegation": tuple(Delegate(**d) for d in data.get("delegation", ())),
         }
     )

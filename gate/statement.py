@@ -152,6 +152,11 @@ def _part(decision: Decision) -> dict[str, Any]:
         "notes": list(decision.notes),
         "parts": [_part(child) for child in decision.children],
     }
+    if decision.delegation:
+        part["delegation"] = [
+            {"login": d.login, "source": d.source, "session": d.session, "logsUrl": d.logs_url}
+            for d in decision.delegation
+        ]
     if decision.override is not None:
         # A break-glass override is a record of its own kind: who, why, and what it overrode.
         part["override"] = True

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from gate.decide import Config
+from gate.delegation import trailers
 from gate.detectors.manifests import Package
 from gate.engine import Needs
 from gate.model import (
@@ -173,11 +174,19 @@ class GitHubFacts:
             pushers(self._svc, repo=self._repo, number=snapshot.number),
             overrides(self._svc, repo=self._repo, number=snapshot.number),
         )
+        body = self._pull.get("body")
+        assignees = self._pull.get("assignees") or []
         return dataclasses.replace(
             snapshot,
             confirmations=confirmed,
             pushers=snapshot.pushers | pushed,
             overrides=tuple(o for o in overridden if o.head_sha == snapshot.head_sha),
+            # The description's trailers (a coding agent's session and logs) and
+            # assignees (who handed the work over), for gate.delegation.
+            trailers=(*snapshot.trailers, *trailers(body if isinstance(body, str) else "")),
+            assignees=frozenset(
+                str(a["login"]) for a in assignees if isinstance(a, Mapping) and a.get("login")
+            ),
         )
 
     async def config(self, *, base_sha: str) -> Config:

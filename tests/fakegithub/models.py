@@ -190,6 +190,7 @@ class Pull:
     updated_at: str = "2024-01-01T00:00:00Z"
     merged_by: str | None = None
     merge_commit_sha: str | None = None
+    assignees: list[str] = field(default_factory=list)
 
     @property
     def is_fork(self) -> bool:

@@ -157,8 +157,8 @@ def pull_json(api: str, state: GitHubState, pull: Pull, *, simple: bool = False)
             team_json(api, team_or_stub(state, base_repo.owner, slug))
             for slug in pull.requested_teams
         ],
-        assignee=None,
-        assignees=[],
+        assignee=user_json(api, state.user(pull.assignees[0])) if pull.assignees else None,
+        assignees=[user_json(api, state.user(login)) for login in pull.assignees],
         milestone=None,
         auto_merge=None,
         active_lock_reason=None,

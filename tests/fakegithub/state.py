@@ -380,6 +380,7 @@ class GitHubState:
         body: str | None = "",
         state: str = "open",
         author_association: str = "CONTRIBUTOR",
+        assignees: Iterable[str] = (),
     ) -> Pull:
         """An open pull request into ``repo``.
 
@@ -428,7 +429,10 @@ class GitHubState:
                 author_association=author_association,
                 created_at=iso(),
                 updated_at=iso(),
+                assignees=list(assignees),
             )
+            for login in pull.assignees:
+                self.user(login)
             self.pulls[(r.full_name.lower(), number)] = pull
             return pull
 
