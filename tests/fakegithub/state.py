@@ -118,6 +118,8 @@ class GitHubState:
             self.revoked_tokens: set[str] = set()
             self.faults: list[Fault] = []
             self.comments: list[IssueComment] = []
+            #: Personal access tokens: token -> the user's login.
+            self.user_tokens: dict[str, str] = {}
             self.issues: list[Issue] = []
 
             self._repo_ids = _Counter(100_000)
@@ -487,6 +489,14 @@ class GitHubState:
             self.repo(pull.repo).branches[pull.base_ref] = merge_commit_sha
             pull.updated_at = iso()
             return pull
+
+    def add_user_token(self, login: str) -> str:
+        """A personal access token of ``login`` (what an operator's GITHUB_TOKEN is)."""
+        with self.lock:
+            self.user(login)
+            token = "ghp_" + fake_sha("user-token", login, len(self.user_tokens))[:36]
+            self.user_tokens[token] = login
+            return token
 
     def add_comment(
         self, repo: str, number: int, *, user: str, body: str, user_type: str = "User"
