@@ -135,7 +135,7 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
     fake.add_manifest_code("code1")
     run = fake.add_check_run(REPO, pull.head_sha, "ci", app_id=fake.app_id)
     inst = fake.installation_id_for(REPO)
-    fake.installations[inst].permissions["issues"] = "write"
+    fake.installations[inst].permissions.update(issues="write", actions="read")
     app = {"Authorization": f"Bearer {fake.app_jwt()}"}
     tok = {"Authorization": f"token {token}"}
     annotation = _annotations(1)
@@ -187,6 +187,7 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
         ("GET", f"/repos/{REPO}/rulesets/{rid}", tok, None),
         ("POST", f"/repos/{REPO}/issues/1/comments", tok, {"body": "hello"}),
         ("POST", f"/repos/{REPO}/issues", tok, {"title": "review", "body": "b"}),
+        ("GET", f"/repos/{REPO}/actions/permissions/workflow", tok, None),
     ]
     with httpx.Client(base_url=fake.base_url) as c:
         for method, url, headers, body in calls:

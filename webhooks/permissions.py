@@ -167,6 +167,10 @@ OPERATIONS: Mapping[tuple[str, str], Need] = MappingProxyType(
         ("POST", "/app-manifests/{code}/conversions"): Need(
             None, why="gate setup: exchange the one-time manifest code"
         ),
+        # Optional, doctor only: https://docs.github.com/rest/actions/permissions
+        ("GET", "/repos/{owner}/{repo}/actions/permissions/workflow"): Need(
+            "actions", why="gate doctor only, optional: can Actions approve pull requests?"
+        ),
         # Administration is deliberately NOT requested: classic branch protection is
         # only readable with it, so gate doctor reports what it cannot see instead.
         ("GET", "/repos/{owner}/{repo}/branches/{branch}/protection"): Need(

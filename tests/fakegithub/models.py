@@ -107,6 +107,8 @@ class Repo:
     #: branch -> the JSON ``GET .../branches/{branch}/protection`` answers
     protection: dict[str, dict[str, Any]] = field(default_factory=dict)
     rulesets: list[Ruleset] = field(default_factory=list)
+    #: "Allow GitHub Actions to create and approve pull requests".
+    actions_can_approve: bool = False
 
     @property
     def owner(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.fakegithub.endpoints import (
+    actions,
     apps,
     checks,
     collaborators,
@@ -15,6 +16,7 @@ from tests.fakegithub.endpoints import (
 )
 
 __all__ = [
+    "actions",
     "apps",
     "checks",
     "collaborators",
