@@ -36,6 +36,7 @@ __all__ = [
     "DOCTOR_OPERATIONS",
     "EVENT_PERMISSIONS",
     "OPERATIONS",
+    "OPTIONAL_OPERATIONS",
     "SERVICE_OPERATIONS",
     "Access",
     "Need",
@@ -216,6 +217,15 @@ DOCTOR_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}"),
     ("GET", "/repos/{owner}/{repo}/rules/branches/{branch}"),
     ("GET", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"),
+)
+
+#: Operations that work only where an installation grants more than the manifest
+#: asks for; without the grant the feature degrades and says so (break-glass review
+#: issues; doctor's view of classic protection and of Actions' approvals).
+OPTIONAL_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("POST", "/repos/{owner}/{repo}/issues"),
+    ("GET", "/repos/{owner}/{repo}/branches/{branch}/protection"),
+    ("GET", "/repos/{owner}/{repo}/actions/permissions/workflow"),
 )
 
 #: Every operation the product relies on. The GitHub adapter's author keeps this
