@@ -179,3 +179,23 @@ def test_without_issues_write_the_comment_says_so(world: World) -> None:
     assert len(said) == 1
     assert "issues: write" in said[0].body
     assert not [i for i in world.fake.issues if i.repo == world.repo]
+
+
+def test_an_oncall_member_who_pushed_to_the_pull_request_cannot_override_it(world: World) -> None:
+    break_glass_world(world)
+    world.open(55, [PRFile("app/auth/x.py", patch=patch())], head=sha(5501))
+    world.run(sha(5501), "action_required")
+    # boss pushes the agent's next commit (authored by the agent), then breaks the glass.
+    world.fake.push(
+        world.repo,
+        55,
+        sha(5502),
+        commits=[PRCommit(sha(5502), author_login=AGENT, author_type="Bot")],
+    )
+    world.deliver("pull_request", "synchronize", number=55, head_sha=sha(5502), sender="boss")
+    world.run(sha(5502), "action_required")
+    comment(world, 55, "/merge-gate override ship it", user="boss")
+    world.settle()
+    run = world.run(sha(5502), "action_required")
+    assert "pushed commits to the PR" in run.summary
+    assert not [c for c in world.fake.comments if c.repo == world.repo]
