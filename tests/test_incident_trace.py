@@ -12,6 +12,7 @@ import json
 import random
 import sqlite3
 import string
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +176,35 @@ def test_a_tampered_entry_is_reported_failing_not_shown_as_fine(
         code, out, _ = gate(svc, capsys, "trace", "--pr", f"{world.repo}#{denied}")
         assert code == 1  # the chain is broken: the whole trace says so
         assert "chain BROKEN" in out
+
+
+def test_trace_reads_a_redis_deployment_with_the_services_settings(
+    fake_github_server: FakeGitHub,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import redis
+
+    prefix = f"mg-trace-{uuid.uuid4().hex[:8]}"
+    url = "redis://127.0.0.1:6379/0"
+    env = settings_env(fake_github_server, tmp_path, GATE_REDIS_URL=url, GATE_REDIS_PREFIX=prefix)
+    try:
+        with running(env) as svc:
+            world = World(fake_github_server, svc)
+            _, denied, merged = leak_and_merge(world, seed=9)
+            checkpoint(svc)
+            # The operator's shell has the service's settings: trace needs no flags for them.
+            monkeypatch.setenv("GATE_REDIS_URL", url)
+            monkeypatch.setenv("GATE_REDIS_PREFIX", prefix)
+            code, out, err = gate(svc, capsys, "trace", "--agent", AGENT, "--format", "jsonl")
+            assert code == 0, err
+            rows = [json.loads(line) for line in out.splitlines()]
+            assert {r["pr"] for r in rows} == {denied, merged}
+            assert all(r["verified"] for r in rows)
+            assert {r["kind"] for r in rows} >= {"evaluation", "merged", "review_requested"}
+    finally:
+        client = redis.Redis.from_url(url)
+        keys = list(client.scan_iter(f"*{prefix}*"))
+        if keys:
+            client.delete(*keys)
