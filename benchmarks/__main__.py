@@ -301,6 +301,26 @@ def _signing(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _hook(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for kind in ("write", "read", "shell"):
+        ours, bash = r["ours"][kind], r["bash"][kind]
+        cpu = r["ours_cpu"][kind]
+        rows.append(
+            Row(
+                "hook",
+                f"gate hook {kind}: p50 ÷ 80 ms",
+                round(ours["p50_ms"] / r["goal_p50_ms"], 2),
+                "≤ 1.0",
+                ours["p50_ms"] <= r["goal_p50_ms"],
+                f"p50/p95 {ours['p50_ms']}/{ours['p95_ms']} ms (CPU {cpu['p50_ms']} ms) vs bash "
+                f"grep hook {bash['p50_ms']}/{bash['p95_ms']} ms; python -c pass "
+                f"{r['python_floor']['p50_ms']} ms",
+            )
+        )
+    return rows
+
+
 BENCHMARKS: dict[str, Bench] = {
     "ack": Bench("benchmarks.bench_ack", "webhook ack path vs a bare endpoint", _ack),
     "calls": Bench("benchmarks.bench_calls", "GitHub calls per decision", _calls),
@@ -322,6 +342,7 @@ BENCHMARKS: dict[str, Bench] = {
         _signing,
         quick_kwargs={"decisions": 200, "log_entries": 20_000},
     ),
+    "hook": Bench("benchmarks.bench_hook", "gate hook per call vs a bash grep hook", _hook),
 }
 
 

@@ -30,6 +30,10 @@ from gate.result import (
 _OPINIONS = frozenset({ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED, ReviewState.DISMISSED})
 ANY_WRITER = "any human with write access"
 UNOWNED = "unowned"
+ADMINS = (
+    "the repository's admins: CODEOWNERS leaves these paths unowned and the policy names no "
+    "fallback_owners (add a CODEOWNERS line for them)"
+)
 #: (owners, where they come from, the exact citation) -> one approval requirement.
 Group = tuple[tuple[str, ...], OwnerSource, str]
 
@@ -76,7 +80,12 @@ def qualifies(review: Review, owners: Sequence[str], source: OwnerSource, teams:
 
 
 def _groups(
-    *, policy: LoadedPolicy, codeowners: CodeOwners, rank: int, files: Sequence[FileResult]
+    *,
+    policy: LoadedPolicy,
+    codeowners: CodeOwners,
+    rank: int,
+    files: Sequence[FileResult],
+    teams: Teams,
 ) -> dict[Group, list[str]]:
     """(owners, where they come from) -> the paths they must approve."""
     tier = policy.policy.tiers[rank]
@@ -97,6 +106,9 @@ def _groups(
                 elif policy.policy.fallback_owners:
                     fallback = tuple(policy.policy.fallback_owners)
                     key = (fallback, OwnerSource.FALLBACK, policy.cite("fallback_owners"))
+                elif teams.admins:
+                    admins = tuple(Owner(f"@{login}") for login in sorted(teams.admins))
+                    key = (admins, OwnerSource.FALLBACK, ADMINS)
                 else:
                     key = ((), OwnerSource.UNOWNED, UNOWNED)
             groups[key].append(path)
@@ -125,7 +137,9 @@ def build_requirements(
         needed = tier.require.approvals
         approval_groups: list[Group] = []
         if needed > 0:
-            groups = _groups(policy=policy, codeowners=codeowners, rank=rank, files=tier_files)
+            groups = _groups(
+                policy=policy, codeowners=codeowners, rank=rank, files=tier_files, teams=teams
+            )
             for group, paths in sorted(groups.items()):
                 approval_groups.append(group)
                 out.append(
@@ -184,6 +198,8 @@ def _approval(
         )
     else:
         explanation = f"needs {needed - len(approvers)} more approval(s) from {who}"
+        if cite == ADMINS:
+            explanation += f" ({ADMINS})"
     return RequirementResult(
         id=f"{tier}:approval:{cite}",
         tier=tier,

@@ -78,6 +78,8 @@ def _evaluation(
         }
     if root is not pull:
         fields["with"] = [p.number for p in root.pulls if p is not pull]
+    if root.advisory:
+        fields["advisory"] = True
     return "evaluation", fields
 
 

@@ -41,12 +41,16 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+import rfc8785
 
-from gate.checkpoint import Checkpoint, InvalidCheckpoint, verify_checkpoint
-from gate.dsse import canonical_json
 from gate.merkle import CompactRange, leaf_hash
+
+if TYPE_CHECKING:  # verification imports them when it runs: appending needs neither
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from gate.checkpoint import Checkpoint
 
 GENESIS_PREV = "0" * 64
 KINDS = frozenset(
@@ -64,6 +68,8 @@ KINDS = frozenset(
         "override",
         # A revert pull request opened for a merged pull request.
         "revert",
+        # An agent's tool call judged by ``gate hook`` (allow, ask or deny).
+        "agent_action",
     }
 )
 RESERVED = frozenset({"seq", "time", "kind", "prev"})
@@ -103,7 +109,8 @@ def make_entry(
     clash = RESERVED.intersection(fields)
     if clash:
         raise ValueError(f"fields may not set {sorted(clash)}")
-    return canonical_json({**fields, "seq": seq, "time": when, "kind": kind, "prev": prev})
+    entry = {**fields, "seq": seq, "time": when, "kind": kind, "prev": prev}
+    return rfc8785.dumps(cast(Any, entry))  # RFC 8785, as gate.dsse.canonical_json
 
 
 def entry_hash(entry: bytes) -> str:
@@ -148,6 +155,8 @@ class LogVerifier:
         *,
         origin: str | None = None,
     ) -> None:
+        from gate.checkpoint import InvalidCheckpoint, verify_checkpoint
+
         self._size = 0
         self._prev = GENESIS_PREV
         self._compact = CompactRange()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector, Finding, ScanInput
@@ -12,8 +13,10 @@ from gate.detectors.secrets import redact_text
 from gate.diff import PatchError, added_lines, first_added_range
 from gate.globs import GlobSet
 from gate.model import ChangedFile, Contents
-from gate.policy import LoadedPolicy, Policy
 from gate.result import FileFinding, FileResult, Reason
+
+if TYPE_CHECKING:  # the policy model is only a type here: the hook runs without pydantic
+    from gate.policy import LoadedPolicy, Policy
 
 
 @lru_cache(maxsize=512)

@@ -69,7 +69,8 @@ class CodeOwners:
 
     @classmethod
     def parse(cls, text: str, *, path: str = ".github/CODEOWNERS") -> CodeOwners:
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        text = _encodable(text)
+        if len(text.encode("utf-8")) > MAX_BYTES:
             too_big = Problem(1, 1, "CODEOWNERS is over 3 MB; GitHub does not load it")
             return cls(path=path, problems=(too_big,), _matcher=None, _owners={})
         kept: list[str] = []
@@ -88,6 +89,8 @@ class CodeOwners:
                 # "dir/**/" means every file below dir, the same as "dir/**"; the
                 # matcher would demand one more directory level.
                 pattern = pattern[:-1]
+            if "**/**" in pattern:
+                pattern = _one_globstar(pattern)
             # The matcher only needs the pattern and a placeholder owner: owners
             # come from our own parse, keyed by line.
             kept.append(f"{pattern} @_" if owners else pattern)
@@ -104,6 +107,7 @@ class CodeOwners:
         """The line that decides ``path``'s owners, or None when no line matches."""
         if self._matcher is None:
             return None
+        path = _encodable(path)
         text = path.replace(" ", _MASK)
         anywhere = self._index.get("", _NO_RULES)
         anchored = self._index.get(path.split("/", 1)[0], _NO_RULES)
@@ -135,6 +139,23 @@ class CodeOwners:
     def owners_of(self, path: str) -> tuple[Owner, ...]:
         found = self.match(path)
         return found.owners if found else ()
+
+
+def _one_globstar(pattern: str) -> str:
+    """``a/**/**/b`` as ``a/**/b``: the same paths (any number of directories),
+    but each extra ``**`` multiplies the states a matcher tracks."""
+    parts = pattern.split("/")
+    kept = [part for i, part in enumerate(parts) if not (part == "**" == parts[i - 1] and i)]
+    return "/".join(kept)
+
+
+def _encodable(text: str) -> str:
+    """``text`` with lone surrogates (JSON can decode ``"\\ud800"``) replaced: RE2 needs UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _first_segment(pattern: str) -> str:

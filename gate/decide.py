@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gate import delegation, engine, identity, override
+from gate import delegation, engine, identity, override, tree
 from gate.codeowners import CodeOwners
 from gate.defaults import load_policy
 from gate.detectors.base import Detector, ScanInput
@@ -38,12 +38,17 @@ class Config:
     codeowners_blob: str
     #: The policy already parsed by the reader (off the event loop, cached by blob).
     parsed: LoadedPolicy | InvalidPolicy | None = None
+    #: The organisation's policy (``OWNER/.github``), when there is one: it applies to a
+    #: repository without a policy, and as a floor to one that says ``extend: org``.
+    org: LoadedPolicy | InvalidPolicy | None = None
 
 
-def parse_policy(text: str | None, *, blob: str) -> LoadedPolicy | InvalidPolicy:
+def parse_policy(
+    text: str | None, *, blob: str, path: str = POLICY_PATH
+) -> LoadedPolicy | InvalidPolicy:
     """The policy, or the error that says why it is invalid (never raised)."""
     try:
-        return load_policy(text, blob=blob)
+        return load_policy(text, blob=blob, path=path)
     except InvalidPolicy as error:
         return error
 
@@ -92,6 +97,46 @@ async def decide(*, facts: Facts, detectors: Mapping[str, Detector]) -> Decision
             message="the base branch's policy file is invalid",
             notes=[e.format(label) for e in policy.errors],
         )
+    floor = None
+    if config.policy_text is None and config.org is not None:
+        policy = config.org  # the organisation's policy stands in for a missing one
+    elif policy.policy.extend == "org":
+        floor = config.org
+    for rules in (policy, floor):
+        if isinstance(rules, InvalidPolicy):
+            return engine.error_decision(
+                pull=pull,
+                message="the organisation's policy is invalid",
+                notes=[e.format("organisation policy") for e in rules.errors],
+            )
+    assert not isinstance(policy, InvalidPolicy)
+    if policy.policy.extend == "org" and floor is None and config.policy_text is not None:
+        return engine.error_decision(
+            pull=pull,
+            message="the policy says 'extend: org' but the organisation has no policy "
+            "(OWNER/.github: .github/merge-gate.yml) that merge-gate can read",
+        )
+    decision = await _evaluate(
+        facts=facts, pull=pull, policy=policy, config=config, detectors=detectors
+    )
+    if isinstance(floor, LoadedPolicy):
+        under_org = await _evaluate(
+            facts=facts, pull=pull, policy=floor, config=config, detectors=detectors
+        )
+        return tree.floor(decision, under_org)
+    return decision
+
+
+async def _evaluate(
+    *,
+    facts: Facts,
+    pull: PullSnapshot,
+    policy: LoadedPolicy,
+    config: Config,
+    detectors: Mapping[str, Detector],
+) -> Decision:
+    """One policy's decision. Delegation and break-glass are each policy's own: under an
+    organisation floor, an override counts only where both policies allow it."""
     delegated = delegation.find(policy=policy.policy, pull=pull)
     if delegated:  # whoever asked the agent does not approve its work
         pull = dataclasses.replace(pull, delegates=delegation.logins(delegated))

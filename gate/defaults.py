@@ -58,6 +58,7 @@ tiers:
     description: CI and infrastructure (code-owner approval)
     detectors: [infra]
     require: {approvals: 1, from: code_owners}
+    agent_edit: ask
   - name: agent-config
     description: >-
       agent instructions, hooks and tool servers (code-owner approval): an agent
@@ -69,6 +70,7 @@ tiers:
             ".github/instructions/**", ".github/agents/**", ".github/prompts/**",
             ".mcp.json", "**/.vscode/mcp.json"]
     require: {approvals: 1, from: code_owners}
+    agent_edit: deny
   - name: high
     description: auth, billing, payments, security (code-owner approval)
     paths: ["**/auth/**", "**/authn/**", "**/authz/**", "**/oauth/**", "**/login/**",
@@ -84,10 +86,12 @@ tiers:
     rollout: >-
       Apply the migration to a canary or staging database first, keep it
       backward compatible with the running code, then roll out in stages.
+    agent_edit: ask
   - name: governance
     description: the merge-gate policy and CODEOWNERS (approval by their owners)
     paths: [".github/merge-gate.yml", ".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"]
     require: {approvals: 1, from: code_owners}
+    agent_edit: deny
 
 default_tier: medium
 # A file whose added content could not be inspected is never in a lower tier.

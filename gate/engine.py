@@ -12,18 +12,19 @@ Both are pure: same input, same output, byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from gate import classify, identity
+from gate import classify, identity, policy_review
 from gate.approvals import build_requirements, latest_opinions, reviewers_to_request
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector
 from gate.model import GITHUB_FILE_LIMIT, Contents, PullSnapshot, ReviewState, Teams
 from gate.owners import Owner
 from gate.policy import LoadedPolicy
-from gate.result import Decision, Outcome, PolicyRef
+from gate.result import Decision, FileFinding, FileResult, Outcome, PolicyRef, Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class Needs:
     teams: frozenset[str]
     #: Approvers of the head whose write permission must be read (lower case).
     writers: frozenset[str] = frozenset()
+    #: Whether the repository's admins must be read (unowned gated files).
+    admins: bool = False
 
 
 def needs(
@@ -42,7 +45,7 @@ def needs(
     detectors: Mapping[str, Detector],
 ) -> Needs:
     """What the caller must read before ``evaluate`` can decide."""
-    wanted: set[tuple[str, str]] = set()
+    wanted: set[tuple[str, str]] = set(policy_review.wanted(pull))
     active = classify.active_detectors(policy.policy, detectors)
     for file in pull.files:
         for detector in active:
@@ -65,7 +68,20 @@ def needs(
         if any_writer
         else set()
     )
-    return Needs(contents=frozenset(wanted), teams=frozenset(teams), writers=frozenset(writers))
+    # A gated file CODEOWNERS leaves unowned falls to the repository's admins when the
+    # policy names no fallback owners: read them only when some path has no owner.
+    owned_by_codeowners = any(t.require.from_ == "code_owners" for t in policy.policy.tiers)
+    admins = (
+        owned_by_codeowners
+        and not policy.policy.fallback_owners
+        and any(not codeowners.owners_of(p) for f in pull.files for p in f.paths)
+    )
+    return Needs(
+        contents=frozenset(wanted),
+        teams=frozenset(teams),
+        writers=frozenset(writers),
+        admins=admins,
+    )
 
 
 def evaluate(
@@ -99,6 +115,7 @@ def evaluate(
         codeowners=refs["codeowners"],
         draft=pull.draft,
         base_ref=pull.base_ref,
+        advisory=rules.mode == "advisory",
     )
     notes = tuple(
         f"{codeowners.path}:{p.line}:{p.column}: {p.message}" for p in codeowners.problems
@@ -108,7 +125,18 @@ def evaluate(
         return error_decision(
             pull=pull, message=f"the policy names detectors that are not available: {missing}"
         )
+    reviewed = policy_review.review(pull, contents)
+    invalid = sorted(p for p, found in reviewed.items() if any(f.deny for f in found))
     if not who.governed:
+        if invalid:
+            # A human's PR is not governed, but an invalid policy must not land either.
+            return make(
+                outcome=Outcome.ERROR,
+                summary=_invalid_summary(invalid, reviewed),
+                tier=None,
+                files=_rule_files(pull, reviewed),
+                notes=notes,
+            )
         return make(
             outcome=Outcome.PASS,
             summary=f"Not governed: {who.reason}.",
@@ -181,6 +209,12 @@ def evaluate(
         agents=rules.agents,
         excluded=excluded,
     )
+    files = tuple(
+        dataclasses.replace(f, findings=(*f.findings, *reviewed[f.path]))
+        if f.path in reviewed
+        else f
+        for f in files
+    )
     denied = [f for f in files if f.denied]
     outstanding = [r for r in requirements if not r.satisfied]
     tier = rules.tiers[top].name if files else rules.tiers[0].name
@@ -191,6 +225,9 @@ def evaluate(
             f"Denied: {len(denied)} file(s) are outside what an agent may change "
             f"({first.path}: {first.reasons[0].detail if first.reasons else 'denied'})."
         )
+    elif invalid:
+        outcome = Outcome.ERROR
+        summary = _invalid_summary(invalid, reviewed)
     elif outstanding:
         outcome = Outcome.NEEDS_APPROVAL
         summary = f"Needs approval: {len(outstanding)} of {len(requirements)} requirement(s) open."
@@ -211,6 +248,35 @@ def evaluate(
         request_teams=team_requests,
         ignored_reviews=ignored,
         notes=notes,
+    )
+
+
+def _invalid_summary(
+    invalid: Sequence[str], reviewed: Mapping[str, tuple[FileFinding, ...]]
+) -> str:
+    count = sum(1 for path in invalid for f in reviewed[path] if f.deny)
+    return (
+        f"Fails: the pull request's own {', '.join(invalid)} is invalid ({count} error(s), "
+        "each annotated on its line). Merged, it would make every pull request fail closed."
+    )
+
+
+def _rule_files(
+    pull: PullSnapshot, reviewed: Mapping[str, tuple[FileFinding, ...]]
+) -> tuple[FileResult, ...]:
+    """The rule files of an ungoverned pull request, with their findings, for annotations."""
+    return tuple(
+        FileResult(
+            path=f.path,
+            status=f.status.value,
+            previous_path=f.previous_path,
+            tier="governance",
+            denied=False,
+            reasons=(Reason(rule="rules", detail="the new rules are checked before they land"),),
+            findings=reviewed[f.path],
+        )
+        for f in pull.files
+        if f.path in reviewed
     )
 
 

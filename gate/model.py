@@ -177,6 +177,8 @@ class Teams:
 
     members: Mapping[str, frozenset[str]] = field(default_factory=dict)
     writers: frozenset[str] = frozenset()
+    #: Logins of the repository's admins: who approves a gated file nobody owns.
+    admins: frozenset[str] = frozenset()
 
     def has(self, team: str, login: str) -> bool:
         found = self.members.get(team.lower().lstrip("@"))

@@ -10,7 +10,7 @@ the built-in default for that section (``gate.defaults``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NoReturn
 
@@ -25,9 +25,9 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gate import globs, owners
 
@@ -60,7 +60,29 @@ Owner = Annotated[
     Field(pattern=r"^@[A-Za-z0-9][A-Za-z0-9-]*(\[bot\])?(/[A-Za-z0-9][A-Za-z0-9._-]*)?$"),
     AfterValidator(owners.Owner),
 ]
-DetectorRef = Annotated[StrictStr, Field(pattern=r"^[a-z_]+(:[a-z0-9-]+)?$")]
+
+
+def _check_detector(ref: str) -> str:
+    if ref.split(":", 1)[0] not in DETECTORS:
+        raise ValueError(f"unknown detector {ref!r}; known: {', '.join(DETECTORS)}")
+    return ref
+
+
+#: A detector, optionally narrowed to one rule; the schema names the known detectors.
+DetectorRef = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[a-z_]+(:[a-z0-9-]+)?$",
+        json_schema_extra={"pattern": rf"^({'|'.join(DETECTORS)})(:[a-z0-9-]+)?$"},
+    ),
+    AfterValidator(_check_detector),
+]
+
+
+def _rule_error(message: str, *at: str | int) -> PydanticCustomError:
+    """A cross-field error; ``at`` is the key path below the model it is about, so the
+    parser can point at that key's line rather than at the model's first line."""
+    return PydanticCustomError("policy_rule", "{message}", {"message": message, "at": at})
 
 
 class _Section(BaseModel):
@@ -103,8 +125,28 @@ class DenyRule(_Section):
         return self
 
 
+#: Secret material an agent may not read (``gate hook``): read tools and plain shell reads.
+DEFAULT_DENY_READ = (
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "id_rsa*",
+    "id_ed25519*",
+    "secrets/**",
+    ".aws/credentials",
+    ".netrc",
+    ".npmrc",
+    ".pypirc",
+)
+
+
 class Scope(_Section):
     deny: tuple[DenyRule, ...] = ()
+    deny_read: tuple[Glob, ...] = Field(
+        DEFAULT_DENY_READ,
+        description="Paths an agent may not read (gate hook): secret material such as .env.",
+    )
 
 
 class Requirement(_Section):
@@ -120,9 +162,9 @@ class Requirement(_Section):
     @model_validator(mode="after")
     def _consistent(self) -> Requirement:
         if self.from_ is not None and self.approvals == 0:
-            raise ValueError("'from' needs at least one approval")
+            raise _rule_error("'from' needs at least one approval", "approvals")
         if isinstance(self.from_, tuple) and not self.from_:
-            raise ValueError("'from' lists nobody")
+            raise _rule_error("'from' lists nobody", "from")
         return self
 
 
@@ -136,14 +178,11 @@ class Tier(_Section):
     rollout: StrictStr = Field(
         "", description="What a staged rollout means for changes in this tier."
     )
-
-    @field_validator("detectors")
-    @classmethod
-    def _known(cls, refs: tuple[str, ...]) -> tuple[str, ...]:
-        for ref in refs:
-            if ref.split(":", 1)[0] not in DETECTORS:
-                raise ValueError(f"unknown detector {ref!r}; known: {', '.join(DETECTORS)}")
-        return refs
+    agent_edit: Literal["allow", "ask", "deny"] = Field(
+        "allow",
+        description="What gate hook answers when an agent writes a file of this tier: "
+        "allow, ask a human first, or deny.",
+    )
 
 
 class BreakGlass(_Section):
@@ -183,6 +222,17 @@ class Policy(_Section):
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
     )
+    extend: Literal["org"] | None = Field(
+        None,
+        description="'org': the organisation's policy (its .github repository) applies too, "
+        "as a floor this file can only tighten.",
+    )
+    mode: Literal["enforce", "advisory"] = Field(
+        "enforce",
+        description="'advisory': evaluate, sign, annotate and log everything, but conclude "
+        "the check 'success' titled 'would block' (rolling merge-gate out without "
+        "stopping work).",
+    )
     break_glass: BreakGlass = Field(
         default_factory=lambda: BreakGlass(),
         description="Emergency override by a named team ('/merge-gate override <reason>').",
@@ -190,12 +240,19 @@ class Policy(_Section):
 
     @model_validator(mode="after")
     def _tiers_known(self) -> Policy:
-        names = [tier.name for tier in self.tiers]
-        if len(set(names)) != len(names):
-            raise ValueError("tier names must be unique")
-        for field in ("default_tier", "unseen_content_tier"):
-            if getattr(self, field) not in names:
-                raise ValueError(f"{field} {getattr(self, field)!r} is not a tier")
+        problems = _tier_problems(
+            {
+                "tiers": [{"name": tier.name} for tier in self.tiers],
+                "default_tier": self.default_tier,
+                "unseen_content_tier": self.unseen_content_tier,
+            }
+        )
+        if problems:
+            raise PydanticCustomError(
+                "tier_reference",
+                "{message}",
+                {"message": "; ".join(f"{'.'.join(map(str, loc))}: {m}" for loc, m in problems)},
+            )
         return self
 
     def rank(self, tier: str) -> int:
@@ -208,6 +265,35 @@ class Policy(_Section):
         refs = [ref for tier in self.tiers for ref in tier.detectors]
         refs += [ref for rule in self.scope.deny for ref in rule.detectors]
         return frozenset(ref.split(":", 1)[0] for ref in refs)
+
+
+Loc = tuple[str | int, ...]
+
+
+def _tier_problems(data: Mapping[str, Any]) -> list[tuple[Loc, str]]:
+    """Tier names that repeat and tier references that name no tier, each with its key path.
+
+    It reads raw data (what YAML gave, however malformed) so that the parser reports these
+    alongside every other error, not only once the rest of the file is valid; the model
+    runs it too, for policies built in code.
+    """
+    tiers = data.get("tiers")
+    if not isinstance(tiers, Sequence) or isinstance(tiers, str):
+        return []
+    names: list[str] = []
+    problems: list[tuple[Loc, str]] = []
+    for index, tier in enumerate(tiers):
+        name = tier.get("name") if isinstance(tier, Mapping) else None
+        if not isinstance(name, str):
+            continue
+        if name in names:
+            problems.append((("tiers", index, "name"), f"tier name {name!r} is used twice"))
+        names.append(name)
+    for field in ("default_tier", "unseen_content_tier"):
+        value = data.get(field)
+        if isinstance(value, str) and value not in names:
+            problems.append(((field,), f"{value!r} is not a tier"))
+    return problems
 
 
 # --- parsing with positions ------------------------------------------------------------
@@ -313,11 +399,15 @@ def parse(
         _check_budget(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.SafeLoader("").construct_document(root) if root is not None else None
+    except InvalidPolicy:
+        raise
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = getattr(error, "problem", None) or str(error)
         raise InvalidPolicy([PolicyError(line, column, f"not valid YAML: {problem}")]) from None
+    except ValueError as error:  # a constructor's own limit, e.g. int() of 4300+ digits
+        raise InvalidPolicy([PolicyError(1, 1, f"not valid YAML: {error}")]) from None
     if root is None or not isinstance(data, dict):
         raise InvalidPolicy([PolicyError(1, 1, "the policy must be a YAML mapping")])
     errors = _duplicate_keys(root)
@@ -335,20 +425,67 @@ def parse(
         else {}
     )
     merged = {**inherited, **data}
+    # Checked on the raw data, so they come with every other error and their own lines.
+    for loc, message in _tier_problems(merged):
+        if loc[0] in data:
+            errors.append(_at(loc, message, positions))
+        else:
+            # Inherited from the built-in policy: the file's own tiers lack that name.
+            line, column = key_positions.get(("tiers",), (1, 1))
+            errors.append(
+                PolicyError(line, column, f"{loc[0]}: {message} (the built-in value); set {loc[0]}")
+            )
     try:
         policy = Policy.model_validate(merged)
     except ValidationError as error:
-        items = error.errors()
-        locs = [tuple(item["loc"]) for item in items]
+        items = [item for item in error.errors() if item["type"] != "tier_reference"]
+        locs = [_data_path(tuple(item["loc"]), merged) for item in items]
         for item, loc in zip(items, locs, strict=True):
             # A container's "too short after validation" only echoes its items' errors.
             if any(other != loc and other[: len(loc)] == loc for other in locs):
                 continue
-            errors.append(_positioned(item, positions, key_positions))
+            errors.append(_positioned(item, loc, positions, key_positions))
     if errors:
         raise InvalidPolicy(sorted(set(errors), key=lambda e: (e.line, e.column, e.message)))
     lines = {key: line for key, (line, _column) in positions.items()}
     return LoadedPolicy(policy=policy, path=path, blob=blob, lines=lines, defaults=defaults)
+
+
+def _data_path(loc: Loc, data: Any) -> Loc:
+    """The key path of a pydantic error location within the data.
+
+    pydantic adds union-branch and validator tags (``function-after[...]``,
+    ``literal['code_owners']``, ``str``) to locations; a part that is a key or index
+    of the data at that depth is data, whatever it is spelled like, so a key named
+    ``str`` stays.
+    """
+    path: list[str | int] = []
+    node: Any = data
+    for part in loc:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, Sequence) and not isinstance(node, str) and isinstance(part, int):
+            node = node[part] if 0 <= part < len(node) else None
+        elif isinstance(part, str) and (
+            "[" in part or part in ("str", "int", "bool", "float", "none")
+        ):
+            continue
+        else:
+            node = None
+        path.append(part)
+    return tuple(path)
+
+
+def _at(loc: Loc, message: str, positions: Mapping[Loc, tuple[int, int]]) -> PolicyError:
+    """``message`` at the node of ``loc``, or of its nearest ancestor in the file."""
+    probe = loc
+    where = positions.get(probe)
+    while where is None and probe:
+        probe = probe[:-1]
+        where = positions.get(probe)
+    line, column = where or (1, 1)
+    dotted = ".".join(str(part) for part in loc) or "policy"
+    return PolicyError(line, column, f"{dotted}: {message}")
 
 
 def _check_budget(text: str) -> None:
@@ -396,42 +533,35 @@ def _check_budget(text: str) -> None:
 
 def _positioned(
     item: Mapping[str, Any],
-    positions: Mapping[tuple[str | int, ...], tuple[int, int]],
-    key_positions: Mapping[tuple[str | int, ...], tuple[int, int]],
+    loc: Loc,
+    positions: Mapping[Loc, tuple[int, int]],
+    key_positions: Mapping[Loc, tuple[int, int]],
 ) -> PolicyError:
-    # pydantic adds union-branch and validator names to locations; keep the data path.
-    loc = tuple(
-        part
-        for part in item["loc"]
-        if isinstance(part, int)
-        or not (part.startswith(("function-", "literal[", "tuple[")) or part in ("str", "int"))
-    )
     kind = item["type"]
     message = str(item["msg"]).removeprefix("Value error, ")
-    dotted = ".".join(str(part) for part in loc) or "policy"
     if kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}" + (
-            f" in {'.'.join(map(str, loc[:-1]))}" if loc[:-1] else ""
+        fallback = _at(loc, "", positions)
+        line, column = key_positions.get(loc) or (fallback.line, fallback.column)
+        return PolicyError(
+            line,
+            column,
+            f"unknown key {loc[-1]!r}"
+            + (f" in {'.'.join(map(str, loc[:-1]))}" if loc[:-1] else ""),
         )
-        where = key_positions.get(loc) or positions.get(loc)
-    elif kind == "missing":
-        message = f"{dotted}: required key is missing"
-        where = None
-    else:
-        message = f"{dotted}: {message}"
-        where = None
-    probe = loc
-    while where is None:
-        where = positions.get(probe)
-        if not probe:
-            break
-        probe = probe[:-1]
-    line, column = where or (1, 1)
-    return PolicyError(line, column, message)
+    if kind == "missing":
+        return _at(loc, "required key is missing", positions)
+    if kind == "policy_rule":
+        # Point at the key the rule is about (e.g. ``from``), when the file has it.
+        at = (*loc, *item["ctx"]["at"])
+        error = _at(at, message, positions)
+        return PolicyError(error.line, error.column, f"{'.'.join(map(str, loc))}: {message}")
+    return _at(loc, message, positions)
 
 
 def json_schema() -> dict[str, Any]:
     schema = Policy.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "merge-gate policy (.github/merge-gate.yml)"
+    # A file may leave any section but the version out: it takes the built-in one.
+    schema["required"] = ["version"]
     return schema

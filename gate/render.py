@@ -8,6 +8,7 @@ text at most 65535 characters; 50 annotations per request.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,12 @@ def conclusion(decision: Decision) -> str:
 def title(decision: Decision) -> str:
     if decision.override is not None:
         return f"Override by @{decision.override.by} (break-glass): {decision.override.reason}"
+    if decision.would_block:
+        return "Would block (advisory mode): " + _title(decision)
+    return _title(decision)
+
+
+def _title(decision: Decision) -> str:
     if decision.children:
         if decision.outcome is Outcome.PASS:
             return f"Passes: all {len(decision.children)} pull requests"
@@ -46,7 +53,7 @@ def title(decision: Decision) -> str:
         worst = next((c for c in decision.children if c.outcome is decision.outcome), None)
         if worst is None:
             return f"{part} blocked: " + decision.summary[:200]
-        return f"{part} blocked by #{worst.number}: {title(worst)}"
+        return f"{part} blocked by #{worst.number}: {_title(worst)}"
     if decision.kind is DecisionKind.MERGE_GROUP:
         return "Merge group blocked: " + _cell(decision.summary)[:200]
     if not decision.governed:
@@ -155,14 +162,24 @@ def _file_row(file: FileResult) -> str:
     return f"| {name} | {_cell(tier)} | {_cell(why)} |"
 
 
-def markdown(decision: Decision, *, details_url: str | None = None, limit: int = MAX_TEXT) -> str:
+#: Pull request number -> (users, teams) whose review request GitHub accepted.
+Requested = Mapping[int, tuple[Sequence[str], Sequence[str]]]
+
+
+def markdown(
+    decision: Decision,
+    *,
+    details_url: str | None = None,
+    limit: int = MAX_TEXT,
+    requested: Requested | None = None,
+) -> str:
     """The check-run summary; cut at ``limit`` with a pointer to the details page.
 
     A commit's or a merge group's decision says which pull request each part
     came from: one section per pull request, the most restrictive first.
     """
     if not decision.children:
-        return _markdown(decision, details_url=details_url, limit=limit)
+        return _markdown(decision, details_url=details_url, limit=limit, requested=requested)
     parts = sorted(decision.children, key=lambda d: (-d.outcome.severity, d.number))
     intro = [f"### {_ICON[decision.outcome]} {_cell(decision.summary)}", ""]
     intro += [
@@ -173,18 +190,30 @@ def markdown(decision: Decision, *, details_url: str | None = None, limit: int =
     budget = max(2000, (limit - len("\n".join(intro)) - 200) // len(parts))
     sections = [
         f"\n---\n## Pull request #{p.number}\n\n"
-        + _markdown(p, details_url=details_url, limit=budget)
+        + _markdown(p, details_url=details_url, limit=budget, requested=requested)
         for p in parts
     ]
     return ("\n".join(intro) + "".join(sections))[:limit]
 
 
-def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str:
+def _markdown(
+    decision: Decision, *, details_url: str | None, limit: int, requested: Requested | None
+) -> str:
     head = [
         f"### {_ICON[decision.outcome]} {_cell(decision.summary)}",
         "",
         f"**Governance:** {_cell(decision.governance)}.",
     ]
+    if decision.outcome is Outcome.DENIED:
+        # Only a change to the pull request can unblock it: no approvals, no requests.
+        head += [
+            "",
+            "**To unblock:** change the pull request so it no longer touches the denied "
+            "files below (or removes what was found in them). No approval can pass it.",
+        ]
+        return _fit(
+            head, *_file_table(decision), _tail(decision), details_url=details_url, limit=limit
+        )
     if decision.tier:
         head.append(
             f"**Tier:** {escape(decision.tier)} · **Head:** {_code(decision.head_sha[:12])}"
@@ -197,17 +226,43 @@ def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str
             "|---|---|---|---|---|---|",
             *(_requirement_row(r) for r in decision.requirements),
         ]
-    if decision.request_users or decision.request_teams:
-        asked = [f"@{u}" for u in decision.request_users] + [
-            f"team {t}" for t in decision.request_teams
-        ]
-        head += ["", f"**Review requested from:** {_cell(', '.join(asked))}"]
+    if requested is None and (decision.request_users or decision.request_teams):
+        # Offline (gate check): nothing was asked, only what would be.
+        would = _who(decision.request_users, decision.request_teams)
+        head += ["", f"**Would request review from:** {_cell(would)}"]
+    elif requested and requested.get(decision.number):
+        asked = _who(*requested[decision.number])
+        head += ["", f"**Review requested from:** {_cell(asked)}"]
     if decision.ignored_reviews:
         head += ["", "#### Approvals that do not count"]
         head += [
             f"- {_cell('@' + i.user)} (review {i.review_id}): {_cell(i.why)}"
             for i in decision.ignored_reviews
         ]
+    if decision.simulation:
+        changed = [r for r in decision.simulation if r.changed]
+        head += [
+            "",
+            f"#### The new policy on the last {len(decision.simulation)} merged pull requests",
+            f"{len(changed)} would be judged differently.",
+            "",
+            "| PR | title | now | with this change |",
+            "|---|---|---|---|",
+            *(
+                f"| #{r.number} | {_cell(r.title[:80])} | {_cell(f'{r.current_tier}: {r.current}')}"
+                f" | {'**' if r.changed else ''}{_cell(f'{r.new_tier}: {r.new}')}"
+                f"{'**' if r.changed else ''} |"
+                for r in decision.simulation
+            ),
+        ]
+    return _fit(head, *_file_table(decision), _tail(decision), details_url=details_url, limit=limit)
+
+
+def _who(users: Sequence[str], teams: Sequence[str]) -> str:
+    return ", ".join([f"@{u}" for u in users] + [f"team {t}" for t in teams])
+
+
+def _tail(decision: Decision) -> list[str]:
     tail: list[str] = []
     if decision.notes:
         tail += ["", "#### Notes", *(f"- {_cell(n)}" for n in decision.notes)]
@@ -217,9 +272,38 @@ def _markdown(decision: Decision, *, details_url: str | None, limit: int) -> str
             f"<sub>Policy {_code(decision.policy.path)} {escape(decision.policy.digest)} "
             f"at base {_code(decision.base_sha[:12])}.</sub>",
         ]
-    rows = [_file_row(f) for f in decision.files]
+    return tail
+
+
+#: Files listed by name in one collapsed tier group, at most.
+_COLLAPSED_NAMES = 200
+
+
+def _file_table(decision: Decision) -> tuple[list[str], list[str]]:
+    """(table head, rows): gated and denied files first, one row each; the files that
+    need nothing but CI collapsed per tier, with their count, so a 3000-file pull
+    request stays readable."""
+    gated_paths = {p for r in decision.requirements for p in r.paths}
+    gated = [f for f in decision.files if f.denied or f.path in gated_paths or f.findings]
+    rest: dict[str, list[FileResult]] = {}
+    for file in decision.files:
+        if file not in gated:
+            rest.setdefault(file.tier, []).append(file)
+    if not decision.files:
+        return [], []
+    rows = [_file_row(f) for f in gated]
     table = ["", "#### Files", "| file | tier | why |", "|---|---|---|"] if rows else []
-    return _fit(head, table, rows, tail, details_url=details_url, limit=limit)
+    blocks = []
+    for tier, files in rest.items():
+        names = ", ".join(_code(f.path) for f in files[:_COLLAPSED_NAMES])
+        more = len(files) - _COLLAPSED_NAMES
+        if more > 0:
+            names += f" and {more} more"
+        blocks.append(
+            f"\n<details><summary>{len(files)} file(s) in tier {escape(tier)} "
+            f"(CI only)</summary>\n\n{names}\n\n</details>"
+        )
+    return table, rows + blocks
 
 
 def _fit(
@@ -287,7 +371,7 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
             for a in annotate(part, raw_details=raw_details):
                 seen.setdefault((a.path, a.start_line, a.title), a)
         return list(seen.values())
-    if not decision.governed:
+    if not decision.governed and not decision.files:
         return []
     open_paths = {p for r in decision.outstanding for p in r.paths}
     gated = {p for r in decision.requirements for p in r.paths}
@@ -300,21 +384,23 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
         elif file.path in gated:
             level = "notice"
         else:
-            continue
+            level = ""
         start, end = file.lines
         why = "; ".join(r.detail for r in file.reasons)
         verb = "denied" if file.denied else f"tier {file.tier}"
-        out.append(
-            Annotation(
-                path=file.path,
-                start_line=start,
-                end_line=end,
-                level=level,
-                title=f"merge-gate: {verb}",
-                message=why,
-                raw_details=raw_details,
+        if level:
+            out.append(
+                Annotation(
+                    path=file.path,
+                    start_line=start,
+                    end_line=end,
+                    level=level,
+                    title=f"merge-gate: {verb}",
+                    message=why,
+                    raw_details=raw_details,
+                )
             )
-        )
+        # A finding on an exact line is shown there, whatever the file's tier.
         for finding in file.findings:
             if finding.line is None:
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import rfc8785
@@ -176,6 +176,22 @@ class Override:
 
 
 @dataclass(frozen=True, slots=True)
+class SimulationRow:
+    """How the current policy and a proposed one judge one merged pull request."""
+
+    number: int
+    title: str
+    current_tier: str | None
+    new_tier: str | None
+    current: str
+    new: str
+
+    @property
+    def changed(self) -> bool:
+        return (self.current_tier, self.current) != (self.new_tier, self.new)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     repo: str
     number: int
@@ -201,15 +217,26 @@ class Decision:
     base_ref: str = ""
     #: A draft pull request: nobody is asked for review yet.
     draft: bool = False
+    #: The policy's ``mode: advisory``: everything as usual, but the check does not block.
+    advisory: bool = False
     #: The parts of a commit's or a merge group's decision: one per pull request.
     children: tuple[Decision, ...] = ()
+    #: A pull request changing the policy: what the new one would decide on merged ones.
+    simulation: tuple[SimulationRow, ...] = ()
     #: Set when a break-glass override turned this decision into a pass.
     override: Override | None = None
     #: The humans the agent worked for; their approval never counted.
     delegation: tuple[Delegate, ...] = ()
 
     @property
+    def would_block(self) -> bool:
+        """Blocked in substance, but published as passing (advisory mode)."""
+        return self.advisory and self.outcome is not Outcome.PASS
+
+    @property
     def vocabulary(self) -> Vocabulary:
+        if self.would_block:
+            return replace(VOCABULARY[self.outcome], check_run="success")
         if self.kind is DecisionKind.MERGE_GROUP and self.outcome is Outcome.NEEDS_APPROVAL:
             # A queued group cannot be approved in place: it fails, and the queue
             # drops it until its pull requests pass on their own.
@@ -302,6 +329,7 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             "codeowners": ref(data["codeowners"]),
             "kind": DecisionKind(data.get("kind", DecisionKind.PULL)),
             "children": tuple(decision_from_dict(c) for c in data.get("children", ())),
+            "simulation": tuple(SimulationRow(**row) for row in data.get("simulation", ())),
             "override": Override(**data["override"]) if data.get("override") else None,
             "delegation": tuple(Delegate(**d) for d in data.get("delegation", ())),
         }

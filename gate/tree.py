@@ -12,6 +12,7 @@ the protected branch too. The most restrictive part wins (policy-bot's
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from gate.result import Decision, DecisionKind, Outcome
@@ -58,6 +59,8 @@ def for_commit(*, repo: str, head_sha: str, children: Sequence[Decision]) -> Dec
         codeowners=worst.codeowners,
         kind=DecisionKind.COMMIT,
         children=tuple(parts),
+        # One pull request under an enforcing policy keeps the commit enforced.
+        advisory=all(d.advisory for d in parts),
     )
 
 
@@ -152,4 +155,47 @@ def failure(*, repo: str, head_sha: str, number: int, message: str) -> Decision:
         agent=False,
         tier=None,
         kind=DecisionKind.PULL if number else DecisionKind.COMMIT,
+    )
+
+
+def floor(repository: Decision, organisation: Decision) -> Decision:
+    """A pull request under its repository's policy and, as a floor, its organisation's.
+
+    ``extend: org`` may only tighten: the organisation's requirements are added to the
+    repository's (ids prefixed ``org:``), a file either policy denies is denied, and the
+    outcome is the more restrictive of the two.
+    """
+    worst = max((repository, organisation), key=lambda d: d.outcome.severity)
+    denied_by_org = {f.path: f for f in organisation.files if f.denied}
+    files = tuple(denied_by_org.get(f.path, f) for f in repository.files)
+    files += tuple(
+        f for f in denied_by_org.values() if f.path not in {g.path for g in repository.files}
+    )
+    org_requirements = tuple(
+        dataclasses.replace(r, id=f"org:{r.id}", tier=f"org/{r.tier}")
+        for r in organisation.requirements
+    )
+    where = organisation.policy.path if organisation.policy else "the organisation's policy"
+    digest = organisation.policy.digest if organisation.policy else ""
+    summary = worst.summary
+    if worst is organisation and worst.outcome is not repository.outcome:
+        summary = f"{summary} (the organisation's policy {where}, which this repository extends)"
+    return dataclasses.replace(
+        repository,
+        outcome=worst.outcome,
+        summary=summary,
+        governed=repository.governed or organisation.governed,
+        agent=repository.agent or organisation.agent,
+        files=files,
+        requirements=repository.requirements + org_requirements,
+        request_users=tuple(sorted({*repository.request_users, *organisation.request_users})),
+        request_teams=tuple(sorted({*repository.request_teams, *organisation.request_teams})),
+        ignored_reviews=tuple(
+            dict.fromkeys(repository.ignored_reviews + organisation.ignored_reviews)
+        ),
+        notes=(
+            *repository.notes,
+            f"Organisation policy {where} ({digest}) applies as a floor (extend: org).",
+        ),
+        advisory=repository.advisory and organisation.advisory,
     )

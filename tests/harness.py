@@ -46,9 +46,15 @@ def settings_env(fake: FakeGitHub, data_dir: Path, **extra: str) -> dict[str, st
 
 class RunningService:
     def __init__(
-        self, env: Mapping[str, str], *, workers: int = 2, scan_urls: ScanUrls | None = None
+        self,
+        env: Mapping[str, str],
+        *,
+        workers: int = 2,
+        scan_urls: ScanUrls | None = None,
+        port: int = 0,
     ) -> None:
         self.env = dict(env)
+        self.port = port
         self.workers = workers
         self.scan_urls = scan_urls
         self.url = ""
@@ -82,7 +88,7 @@ class RunningService:
         config = uvicorn.Config(
             create_app(self.service),
             host="127.0.0.1",
-            port=0,
+            port=self.port,
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -102,6 +102,11 @@ def _calls(path: Path, module: str, function: str) -> bool:
 def test_one_decide_pipeline() -> None:
     """The engine decides in one place; the CLI and the service both go through it."""
     evaluators = [p for p in SOURCES if _calls(p, "engine", "evaluate")]
-    assert [p.relative_to(ROOT).as_posix() for p in evaluators] == ["gate/decide.py"]
+    # gate/simulate.py replays merged pull requests under a proposed policy: a what-if
+    # shown beside a decision, never a decision itself.
+    assert [p.relative_to(ROOT).as_posix() for p in evaluators] == [
+        "gate/decide.py",
+        "gate/simulate.py",
+    ]
     for entry in ("gate/cli.py", "webhooks/evaluate.py"):
         assert _calls(ROOT / entry, "decide", "decide"), entry

@@ -182,3 +182,67 @@ def test_policy_schema_is_json_schema() -> None:
     schema = json.loads(done.stdout)
     assert schema["additionalProperties"] is False
     assert "tiers" in schema["properties"]
+
+
+def _git_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    repo = tmp_path / "r"
+    env = {
+        "GIT_AUTHOR_NAME": "devin-ai-integration[bot]",
+        "GIT_AUTHOR_EMAIL": "bot@example.com",
+        "GIT_COMMITTER_NAME": "a",
+        "GIT_COMMITTER_EMAIL": "a@b",
+        "HOME": str(tmp_path),
+    }
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "README.md").write_text("x\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "base"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "checkout", "-qb", "agent"], check=True)
+    return repo, env
+
+
+def test_names_git_quotes_are_read_exactly_and_odd_bytes_never_crash(tmp_path: Path) -> None:
+    repo, env = _git_repo(tmp_path)
+    workflows = repo / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    # git shows this name quoted and escaped; read as shown it would dodge the deny.
+    (workflows / 'x\n"é\t.yml').write_text("on: push\n")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "latin1.md").write_bytes(b"caf\xe9 \xff\xfe\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "odd"], check=True, env=env)
+    done = gate(
+        "check", "--repo", str(repo), "--base", "main", "--head", "agent", "--format", "json"
+    )
+    assert done.returncode == 1, done.stderr
+    decision = json.loads(done.stdout)
+    by_path = {f["path"]: f for f in decision["files"]}
+    assert by_path['.github/workflows/x\n"é\t.yml']["denied"] is True
+    assert by_path['.github/workflows/x\n"é\t.yml']["status"] == "added"
+    assert "docs/latin1.md" in by_path
+
+
+def test_more_than_3000_files_fail_closed_offline_as_online(tmp_path: Path) -> None:
+    repo, env = _git_repo(tmp_path)
+    many = repo / "docs" / "many"
+    many.mkdir(parents=True)
+    for i in range(3001):
+        (many / f"{i}.md").write_text(f"{i}\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "many"], check=True, env=env)
+    done = gate("check", "--repo", str(repo), "--base", "main", "--head", "agent")
+    assert done.returncode == 2
+    assert "the file list is incomplete" in done.stdout
+
+
+def test_a_file_that_became_a_symlink_is_listed_once(tmp_path: Path) -> None:
+    repo, env = _git_repo(tmp_path)
+    (repo / "README.md").unlink()
+    (repo / "README.md").symlink_to("docs/index.md")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "link"], check=True, env=env)
+    done = gate(
+        "check", "--repo", str(repo), "--base", "main", "--head", "agent", "--format", "json"
+    )
+    paths = [f["path"] for f in json.loads(done.stdout)["files"]]
+    assert paths == ["README.md"]

@@ -165,14 +165,20 @@ def test_compose_file_validates_against_the_compose_spec(compose: dict[str, Any]
 
 def test_compose_runs_receiver_worker_and_persistent_redis(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"receiver", "worker", "redis"}
+    assert set(services) == {"receiver", "worker", "redis", "prometheus"}
     assert services["receiver"]["command"][0] == "serve"
     assert "--no-worker" in services["receiver"]["command"]
-    assert services["worker"]["command"] == ["worker"]
+    assert services["worker"]["command"] == [
+        "worker",
+        "--metrics-host",
+        "0.0.0.0",
+        "--metrics-port",
+        "9090",
+    ]
     redis_cmd = services["redis"]["command"]
     assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
     assert "redis-data:/data" in services["redis"]["volumes"]
-    assert set(compose["volumes"]) == {"gate-data", "redis-data"}
+    assert set(compose["volumes"]) == {"gate-data", "redis-data", "prometheus-data"}
     for name in ("receiver", "worker"):
         svc = services[name]
         assert svc["environment"]["GATE_REDIS_URL"].startswith("redis://redis:")
@@ -187,6 +193,27 @@ def test_compose_runs_receiver_worker_and_persistent_redis(compose: dict[str, An
 def test_compose_pins_its_images(compose: dict[str, Any]) -> None:
     redis_image = compose["services"]["redis"]["image"]
     assert re.fullmatch(r"redis:\d+\.\d+\.\d+-\w+", redis_image), redis_image
+    prometheus = compose["services"]["prometheus"]["image"]
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", prometheus), prometheus
+
+
+def test_compose_builds_the_operators_image_and_scrapes_every_process(
+    compose: dict[str, Any],
+) -> None:
+    for name in ("receiver", "worker"):
+        svc = compose["services"][name]
+        assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert svc["image"].startswith("${MERGE_GATE_IMAGE")
+    assert "9090/healthz" in " ".join(compose["services"]["worker"]["healthcheck"]["test"])
+    config = load_yaml(DEPLOY / "prometheus.yml")
+    targets = {
+        (sd["names"][0], sd["port"])
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+    }
+    assert targets == {("receiver", 8080), ("worker", 9090)}
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
 
 
 # --- deploy/Dockerfile ---------------------------------------------------------------
@@ -265,6 +292,7 @@ def test_hadolint_accepts_the_dockerfile() -> None:
 # --- the Helm chart ------------------------------------------------------------------
 
 VALUES: dict[str, Any] = {
+    "image": {"repository": "registry.example.com/platform/merge-gate"},
     "github": {"appId": "12345", "publicUrl": "https://gate.example.com"},
     "secret": {
         "privateKey": "not-a-real-key",
@@ -318,6 +346,7 @@ def test_chart_renders_receiver_worker_secret_and_service(
         ("Secret", "mg-merge-gate"),
         ("Service", "mg-merge-gate"),
         ("PodDisruptionBudget", "mg-merge-gate-receiver"),
+        ("PersistentVolumeClaim", "mg-merge-gate-data"),
     }
     receiver = manifests[("Deployment", "mg-merge-gate-receiver")]
     assert receiver["spec"]["replicas"] == 2
@@ -329,7 +358,15 @@ def test_chart_renders_receiver_worker_secret_and_service(
         "8080",
         "--no-worker",
     ]
-    assert container(manifests, "mg-merge-gate-worker")["args"] == ["worker"]
+    assert container(manifests, "mg-merge-gate-worker")["args"] == [
+        "worker",
+        "--metrics-host",
+        "0.0.0.0",
+        "--metrics-port",
+        "9090",
+    ]
+    image = container(manifests, "mg-merge-gate-worker")["image"]
+    assert image == "registry.example.com/platform/merge-gate:0.1.0"
     secret = manifests[("Secret", "mg-merge-gate")]
     assert set(secret["data"]) == {"private-key.pem", "webhook-secret", "signing-key.pem"}
 
@@ -340,7 +377,64 @@ def test_receiver_probes_health_and_readiness(
     c = container(manifests, "mg-merge-gate-receiver")
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert "livenessProbe" not in container(manifests, "mg-merge-gate-worker")
+    worker = container(manifests, "mg-merge-gate-worker")
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert worker["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
+    assert "readinessProbe" not in worker  # it takes no traffic
+
+
+@pytest.mark.parametrize(
+    ("name", "port"), [("mg-merge-gate-receiver", "8080"), ("mg-merge-gate-worker", "9090")]
+)
+def test_prometheus_scrapes_receivers_and_workers(
+    manifests: dict[tuple[str, str], dict[str, Any]], name: str, port: str
+) -> None:
+    annotations = manifests[("Deployment", name)]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == port
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def test_sign_in_for_decision_pages_is_wired_from_the_secret(helm: Any) -> None:
+    values = {
+        **VALUES,
+        "github": {**VALUES["github"], "clientId": "Iv1.0123456789abcdef"},
+        "secret": {**VALUES["secret"], "oauthClientSecret": "not-a-real-client-secret"},
+        "ingress": {"enabled": True},
+    }
+    out = render(helm, values)
+    env = env_of(container(out, "mg-merge-gate-receiver"))
+    assert env["GATE_GITHUB_CLIENT_ID"] == "Iv1.0123456789abcdef"
+    assert env["GATE_GITHUB_CLIENT_SECRET"] == {
+        "secretKeyRef": {"name": "mg-merge-gate", "key": "oauth-client-secret"}
+    }
+    assert "oauth-client-secret" in out[("Secret", "mg-merge-gate")]["data"]
+    ingress = out[("Ingress", "mg-merge-gate")]
+    paths = {p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert {"/decisions", "/login", "/oauth/callback", "/logout"} <= paths
+    plain = render(helm, VALUES)
+    assert "GATE_GITHUB_CLIENT_ID" not in env_of(container(plain, "mg-merge-gate-worker"))
+
+
+def test_the_chart_needs_the_operators_image(helm: Any) -> None:
+    values = {k: v for k, v in VALUES.items() if k != "image"}
+    with pytest.raises(helm.HelmError, match=r"image\.repository is required"):
+        render(helm, values)
+
+
+@pytest.mark.parametrize("name", ["mg-merge-gate-receiver", "mg-merge-gate-worker"])
+def test_the_data_dir_is_always_a_claim_kept_on_uninstall(
+    manifests: dict[tuple[str, str], dict[str, Any]], name: str
+) -> None:
+    pod = manifests[("Deployment", name)]["spec"]["template"]["spec"]
+    [data] = [v for v in pod["volumes"] if v["name"] == "data"]
+    assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "mg-merge-gate-data"}}
+    claim = manifests[("PersistentVolumeClaim", "mg-merge-gate-data")]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    [mount] = [m for m in container(manifests, name)["volumeMounts"] if m["name"] == "data"]
+    assert mount["mountPath"] == "/var/lib/merge-gate"
+    assert not any("emptyDir" in v for v in pod["volumes"] if v["name"] != "tmp")
 
 
 @pytest.mark.parametrize("name", ["mg-merge-gate-receiver", "mg-merge-gate-worker"])
@@ -385,6 +479,7 @@ def test_existing_secrets_are_used_instead_of_creating_one(helm: Any) -> None:
     out = render(
         helm,
         {
+            "image": VALUES["image"],
             "github": VALUES["github"],
             "secret": {"existingSecret": "gate-creds", "hasSigningKey": False},
             "redis": {"existingSecret": "redis-creds", "existingSecretKey": "url"},
@@ -467,3 +562,4 @@ def test_the_data_dir_can_be_a_shared_claim(helm: Any) -> None:
     pod = out[("Deployment", "mg-merge-gate-worker")]["spec"]["template"]["spec"]
     [data] = [v for v in pod["volumes"] if v["name"] == "data"]
     assert data == {"name": "data", "persistentVolumeClaim": {"claimName": "gate-data"}}
+    assert not [k for k in out if k[0] == "PersistentVolumeClaim"]

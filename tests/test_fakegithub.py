@@ -138,6 +138,8 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
     fake.installations[inst].permissions.update(issues="write", actions="read")
     app = {"Authorization": f"Bearer {fake.app_jwt()}"}
     tok = {"Authorization": f"token {token}"}
+    user_token = fake.oauth.issue("alice", fake.apps[fake.app_id].client_id)
+    user = {"Authorization": f"Bearer {user_token}"}
     annotation = _annotations(1)
     calls: list[tuple[str, str, dict[str, str], Any]] = [
         ("GET", "/app", app, None),
@@ -181,6 +183,7 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
         ("GET", "/orgs/org/teams/core/members", tok, None),
         ("GET", "/orgs/org/teams/core/memberships/alice", tok, None),
         ("GET", f"/repos/{REPO}/collaborators/alice/permission", tok, None),
+        ("GET", f"/repos/{REPO}/collaborators?permission=admin", tok, None),
         ("GET", f"/repos/{REPO}/branches/main/protection", tok, None),
         ("GET", f"/repos/{REPO}/rules/branches/main", tok, None),
         ("GET", f"/repos/{REPO}/rulesets", tok, None),
@@ -188,6 +191,7 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
         ("POST", f"/repos/{REPO}/issues/1/comments", tok, {"body": "hello"}),
         ("POST", f"/repos/{REPO}/issues", tok, {"title": "review", "body": "b"}),
         ("GET", f"/repos/{REPO}/actions/permissions/workflow", tok, None),
+        ("GET", "/user", user, None),
     ]
     with httpx.Client(base_url=fake.base_url) as c:
         for method, url, headers, body in calls:

@@ -70,7 +70,7 @@ def test_a_document_at_the_size_limit_parses_quickly() -> None:
     text = DEFAULT_POLICY + "# padding\n" * ((MAX_POLICY_BYTES - len(DEFAULT_POLICY)) // 10)
     started = time.perf_counter()
     loaded = parse(text)
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 5  # about 0.3 s; generous for a loaded CI machine
     assert loaded.policy.tiers
 
 

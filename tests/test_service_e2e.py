@@ -252,7 +252,10 @@ def test_team_without_access_is_noted_not_fatal(world: World) -> None:
     world.open(15, [PRFile("app/auth/x.py", patch=patch())], head=sha(1501))
     world.run(sha(1501), "action_required")
     world.settle()
-    assert "refused the review request" in world.run(sha(1501)).summary
+    summary = world.run(sha(1501)).summary
+    assert "refused the review request" in summary
+    # Only requests GitHub accepted are named as made.
+    assert "Review requested from" not in summary
 
 
 def test_more_than_50_annotations_go_in_follow_up_patches(world: World) -> None:
@@ -360,7 +363,7 @@ def test_details_page_escapes_content_verifies_and_writes_nothing(world: World) 
     assert page.status_code == 200
     assert "<script>alert(1)" not in page.text
     assert "&lt;script&gt;" in page.text
-    assert "record verifies" in page.text
+    assert "✓ Verifies" in page.text
     assert world.svc.call(lambda s: s.audit.size()) == depth_before
     # The check run's text carries the signed record; it verifies against the JWKS.
     envelope = json.loads(run.text.split("```json\n", 1)[1].split("\n```", 1)[0])
@@ -383,6 +386,18 @@ def test_details_page_escapes_content_verifies_and_writes_nothing(world: World) 
             400,
         ),
         ({"X-GitHub-Event": "star", "X-GitHub-Delivery": "d3"}, b'{"action": "created"}', 202),
+        ({"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d4"}, b"[1, 2]", 400),
+        (
+            {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d5"},
+            b'{"action": "opened", "repository": 7, "pull_request": {"number": 1}}',
+            400,
+        ),
+        (
+            {"X-GitHub-Event": "pull_request", "X-GitHub-Delivery": "d6"},
+            b'{"action": "opened", "repository": {"full_name": "o/r"},'
+            b' "pull_request": {"number": "1", "head": {"sha": "a"}}}',
+            400,
+        ),
     ],
 )
 def test_malformed_deliveries_get_clear_errors(
@@ -526,3 +541,120 @@ def test_manifest_permissions_are_exactly_those_the_calls_need() -> None:
     required = sorted(op for op in OBSERVED if op not in OPTIONAL_OPERATIONS)
     derived = needed_permissions(required, events=manifest["default_events"])
     assert derived == manifest["default_permissions"]
+
+
+def test_advisory_mode_never_blocks_and_counts_what_it_would_have_blocked(world: World) -> None:
+    world.fake.set_file(
+        world.repo,
+        world.base,
+        ".github/merge-gate.yml",
+        "version: 1\nmode: advisory\nfallback_owners: ['@" + world.org + "/security']\n",
+    )
+    before = httpx.get(f"{world.svc.url}/metrics").text
+    world.open(95, [PRFile("app/auth/x.py", patch=patch())], head=sha(9501))
+    run = world.run(sha(9501), "success")
+    assert run.title.startswith("Would block (advisory mode): Needs approval")
+    # Evaluated, signed and annotated as usual; nobody is asked for review.
+    assert any(a["path"] == "app/auth/x.py" for a in run.annotations)
+    assert world.fake.requested_reviewers(world.repo, 95) == ([], [])
+    after = httpx.get(f"{world.svc.url}/metrics").text
+
+    def count(text: str) -> float:
+        line = next(
+            (x for x in text.splitlines() if x.startswith("merge_gate_would_block_total")), ""
+        )
+        return float(line.split()[-1]) if line else 0.0
+
+    assert count(after) == count(before) + 1
+    entries = world.svc.call(lambda s: s.audit.query())
+    mine = [e for e in entries if e.get("repo") == world.repo and e.get("pr") == 95]
+    assert mine[-1]["conclusion"] == "blocked"
+    assert mine[-1]["advisory"] is True
+
+
+BAD_POLICY = (
+    "version: 1\n"
+    "bogus: true\n"
+    "tiers:\n"
+    "  - name: low\n"
+    '    require: {approvals: "two"}\n'
+    "unseen_content_tier: low\n"
+    "default_tier: low\n"
+    "scope: {deny: [{paths: ['x/**']}]}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("author", "author_type"), [("devin-ai-integration[bot]", "Bot"), ("alice", "User")]
+)
+def test_a_new_policy_with_mistakes_is_annotated_on_each_line_and_cannot_pass(
+    world: World, author: str, author_type: str
+) -> None:
+    number = 96 if author_type == "Bot" else 97
+    head = sha(9600 + number)
+    world.fake.set_file(world.repo, head, ".github/merge-gate.yml", BAD_POLICY)
+    world.open(
+        number,
+        [PRFile(".github/merge-gate.yml", patch=patch())],
+        head=head,
+        author=author,
+        author_type=author_type,
+    )
+    run = world.run(head, "failure")
+    lines = sorted(
+        a["start_line"]
+        for a in run.annotations
+        if a["path"] == ".github/merge-gate.yml" and a["annotation_level"] == "failure"
+    )
+    assert lines == [2, 5, 8]
+    assert "is invalid (3 error(s)" in run.summary
+
+
+def test_a_policy_change_shows_what_it_would_decide_on_the_last_merged_prs(world: World) -> None:
+    for number, path in ((98_001, "app/auth/login.py"), (98_002, "docs/a.md")):
+        pull = world.fake.add_pull(
+            world.repo, number, head_sha=sha(number), files=[PRFile(path, patch=patch())]
+        )
+        pull.state, pull.merged = "closed", True
+    # The new policy makes docs gated too.
+    loosened = (
+        "version: 1\n"
+        "tiers:\n"
+        "  - {name: low, paths: ['nothing/**'], require: {approvals: 0}}\n"
+        "  - {name: medium, require: {approvals: 1}}\n"
+        "default_tier: medium\nunseen_content_tier: medium\n"
+    )
+    head = sha(9901)
+    world.fake.set_file(world.repo, head, ".github/merge-gate.yml", loosened)
+    world.open(99, [PRFile(".github/merge-gate.yml", patch=patch())], head=head)
+    run = world.run(head, "action_required")
+    assert "The new policy on the last 2 merged pull requests" in run.summary
+    row = next(line for line in run.summary.splitlines() if line.startswith("| #98002"))
+    assert "low: CI only" in row
+    assert "**medium: gated**" in row
+
+
+def test_a_denied_pr_requests_nobody_and_says_only_how_to_unblock(world: World) -> None:
+    files = [
+        PRFile(".github/workflows/ci.yml", patch=patch()),
+        PRFile("app/auth/x.py", patch=patch()),
+    ]
+    world.open(93, files, head=sha(9301))
+    run = world.run(sha(9301), "failure")
+    assert world.fake.requested_reviewers(world.repo, 93) == ([], [])
+    assert "To unblock" in run.summary
+    assert "#### Requirements" not in run.summary
+    assert "Review requested" not in run.summary
+    assert run.actions == []
+
+
+def test_a_3000_file_summary_lists_gated_files_and_collapses_the_rest(world: World) -> None:
+    files = [PRFile(f"docs/{i}.md", patch=patch()) for i in range(2989)]
+    files += [PRFile(f"app/auth/{i}.py", patch=patch()) for i in range(10)]
+    world.open(94, files, head=sha(9401))
+    run = world.run(sha(9401), "action_required")
+    assert len(run.summary) <= 65535
+    table = run.summary.index("#### Files")
+    assert run.summary.index("app/auth/0.py", table) < run.summary.index("<details>", table)
+    assert "2989 file(s) in tier low (CI only)" in run.summary
+    assert "and 2789 more" in run.summary

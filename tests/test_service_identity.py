@@ -76,7 +76,7 @@ def test_an_agent_known_only_by_its_git_email_is_governed(world: World) -> None:
         ],
     )
     run = world.run(sha(4301), "action_required")
-    assert "noreply@anthropic.com" in run.summary.lower()
+    assert "agent e-mail" in run.summary
 
 
 def test_membership_without_write_permission_does_not_satisfy_any_writer(world: World) -> None:
@@ -164,3 +164,21 @@ def test_a_human_commit_past_githubs_250_commit_cap_fails_closed(world: World) -
     world.open(48, [PRFile("lib/logic.py", patch=patch())], head=head, commits=commits)
     run = world.run(head, "failure")
     assert "commits could not be read completely" in run.summary
+
+
+def test_a_gated_file_codeowners_leaves_unowned_falls_to_the_repository_admins(
+    world: World,
+) -> None:
+    world.fake.set_file(
+        world.repo, world.base, ".github/CODEOWNERS", f"/app/auth/ @{world.org}/security\n"
+    )
+    world.fake.set_permission(world.repo, "boss", "admin")
+    head = sha(4901)
+    world.open(49, [PRFile("app/billing/pay.py", patch=patch())], head=head)
+    run = world.run(head, "action_required")
+    assert "@\u200bboss" in run.summary  # escaped: shown, never a mention
+    assert "add a CODEOWNERS line" in run.summary
+    assert world.fake.requested_reviewers(world.repo, 49)[0] == ["boss"]
+    world.fake.add_review(world.repo, 49, user="boss", commit_id=head)
+    world.deliver("pull_request_review", "submitted", number=49, head_sha=head)
+    world.run(head, "success")

@@ -171,3 +171,44 @@ def test_a_merge_group_cannot_bring_in_what_no_pr_showed(world: World) -> None:
         == 202
     )
     world.run(clean, "success")
+
+
+def _org_policy(world: World, text: str) -> None:
+    org_repo = f"{world.org}/.github"
+    world.fake.add_repo(org_repo)
+    world.fake.set_file(org_repo, "main", ".github/merge-gate.yml", text)
+
+
+ORG_POLICY = (
+    "version: 1\n"
+    "scope:\n"
+    "  deny:\n"
+    "    - paths: ['secrets/**']\n"
+    "      reason: the organisation keeps secrets out of every repository.\n"
+)
+
+
+def test_the_organisation_policy_applies_to_a_repository_without_one(world: World) -> None:
+    _org_policy(world, ORG_POLICY)
+    world.open(60, [PRFile("secrets/key.txt", patch=patch())], head=sha(6001))
+    run = world.run(sha(6001), "failure")
+    assert "the organisation keeps secrets out" in run.summary
+    assert f"{world.org}/.github:.github/merge-gate.yml" in run.summary
+
+
+def test_a_repository_that_extends_the_organisation_policy_cannot_loosen_it(world: World) -> None:
+    _org_policy(world, ORG_POLICY)
+    world.fake.set_file(
+        world.repo,
+        world.base,
+        ".github/merge-gate.yml",
+        "version: 1\nextend: org\n" + LAX_POLICY.removeprefix("version: 1\n"),
+    )
+    world.open(61, [PRFile("secrets/key.txt", patch=patch())], head=sha(6101))
+    run = world.run(sha(6101), "failure")
+    assert "the organisation keeps secrets out" in run.summary
+    assert "applies as a floor" in run.summary
+    # The organisation's policy takes the built-in tiers it leaves out: auth code
+    # still needs its owners, whatever the repository's own rules say.
+    world.open(62, [PRFile("app/auth/login.py", patch=patch())], head=sha(6201))
+    world.run(sha(6201), "action_required")

@@ -176,12 +176,17 @@ def test_flow_registers_the_app_and_writes_private_files(
     assert env["GATE_WEBHOOK_SECRET"] == f"'{secret}'"
     assert env["GATE_PRIVATE_KEY_FILE"] == f"'{(flow.data_dir / 'private-key.pem').resolve()}'"
     assert env["GATE_GITHUB_API_URL"] == f"'{fake_github.base_url}'"
+    # The App's OAuth client: decision pages then require a GitHub sign-in.
+    assert env["GATE_GITHUB_CLIENT_ID"].startswith("'Iv1.")
+    client_secret = env["GATE_GITHUB_CLIENT_SECRET"].strip("'")
+    assert len(client_secret) >= 20
 
     # Next steps are printed; secrets never are.
     assert "installations/new" in out
     assert "gate doctor" in out
     for text in (out, err, done.text):
         assert secret not in text
+        assert client_secret not in text
         assert "PRIVATE KEY" not in text
 
 

@@ -633,6 +633,22 @@ async def test_a_repository_served_recently_waits_its_turn(backend: Backend, sto
     assert group_of(second.key) != group_of(first.key)
 
 
+async def test_a_repository_whose_turn_it_is_but_not_ready_is_skipped(
+    backend: Backend,
+) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery("a1", key="pr:org/a#1"))  # org/a has the first turn
+    backend.clock.advance(0.5)
+    await store.accept(delivery("b1", key="pr:org/b#1"))
+    backend.clock.advance(1.0)
+    await store.accept(delivery("a2", key="pr:org/a#1"))  # org/a waits again
+    backend.clock.advance(1.0)  # 2.5 s: org/b is ready, org/a not until 3.5 s
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-b1"]
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(1.0)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-a1", "d-a2"]
+
+
 # -- metrics and key/value ----------------------------------------------------------
 
 
@@ -885,9 +901,25 @@ async def test_redis_upgrades_a_queue_of_the_earlier_layout(redis_backend: Backe
     jobs = [await store.claim(worker="w1", lease_seconds=LEASE) for _ in range(3)]
     assert [ids(job) for job in jobs[:2]] == [["old-0"], ["old-1"]]
     assert jobs[2] is None
+    for job in jobs[:2]:
+        assert job is not None
+        await store.complete(job)
     redis_backend.clock.advance(30)
-    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["old-2"]
-    assert await store.depth() == 3
+    late = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert ids(late) == ["old-2"]
+    assert await store.depth() == 1
+    # a receiver of the earlier version queues one more while the job runs
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.hset(f"{p}:d:old-3", mapping={"k": "pr:org/c#3", "ev": "x", "body": b"{}"})
+        await client.hset(f"{p}:d:old-3", mapping={"at": "1.0"})
+        await client.rpush(f"{p}:q:pr:org/c#3", "old-3")
+        await client.zadd(f"{p}:pending", {"old-3": 1.0})
+    finally:
+        await client.aclose()
+    assert late is not None
+    await store.complete(late)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["old-3"]
 
 
 # -- another process ----------------------------------------------------------------

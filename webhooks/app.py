@@ -7,17 +7,17 @@ https://docs.github.com/webhooks/using-webhooks/best-practices-for-using-webhook
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from webhooks import audit_http, events, pages, signature
+from webhooks import agent_events, audit_http, details, events, signature
 from webhooks.metrics import CONTENT_TYPE
+from webhooks.routed import NotJson, NotRoutable, routed_fields
 from webhooks.service import Service
 from webhooks.store import Delivery, StoreUnavailable
 
@@ -82,12 +82,13 @@ def create_app(service: Service) -> Starlette:
             metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, "X-GitHub-Event and X-GitHub-Delivery are required")
         try:
-            payload = json.loads(body)
-        except ValueError:
+            payload = routed_fields(body)
+        except NotJson:
             metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, "body is not JSON")
-        if not isinstance(payload, dict):
-            return _answer(400, "body is not a JSON object")
+        except NotRoutable as error:
+            metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
+            return _answer(400, f"body is not a JSON object of GitHub's shape: {error}")
         action = payload.get("action") if isinstance(payload.get("action"), str) else None
         context = {"delivery": delivery_id, "event": event, "action": action}
         if not events.handled(event, action):
@@ -100,7 +101,7 @@ def create_app(service: Service) -> Starlette:
             metrics.deliveries.labels(event=_label(event), result="ignored").inc()
             return _answer(202, "ignored: not a merge-gate command")
         except (events.MalformedPayload, ValueError, TypeError) as error:
-            metrics.deliveries.labels(event=event, result="bad_request").inc()
+            metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, f"malformed {event} payload: {error}")
         delivery = Delivery(
             id=delivery_id,
@@ -154,22 +155,14 @@ def create_app(service: Service) -> Starlette:
             service.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"}
         )
 
-    async def decision_page(request: Request) -> Response:
-        decision_id = request.path_params["decision_id"]
-        stored = await service.store.get("decision", decision_id) if decision_id.isalnum() else None
-        if stored is None:
-            return HTMLResponse(pages.not_found(decision_id), status_code=404)
-        return HTMLResponse(
-            pages.decision_page(json.loads(stored), keys=service.keyring.verification_keys())
-        )
-
     routes = [
         Route("/api/github/webhooks", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-        Route("/decisions/{decision_id}", decision_page, methods=["GET"]),
     ]
+    routes += details.routes(service)
     routes += audit_http.routes(service)
+    routes += agent_events.routes(service)
     return Starlette(routes=routes)

@@ -38,9 +38,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from gate.auditlog import (
     GENESIS_PREV,
@@ -55,19 +53,26 @@ from gate.auditlog import (
 )
 from gate.checkpoint import Checkpoint, parse_checkpoints, sign_checkpoint
 from gate.merkle import MerkleTree, leaf_hash
-from webhooks.keys import KeyRing
+from webhooks.audit_sqlite import CHECKPOINT_FILE as CHECKPOINT_FILE
+from webhooks.audit_sqlite import AuditLogError as AuditLogError
+from webhooks.audit_sqlite import (
+    _append_row,
+    _blob,
+    _connect,
+    _text,
+)
+
+if TYPE_CHECKING:  # imported when used: ``gate hook`` appends without loading Redis
+    import redis.asyncio as aioredis
+
+    from webhooks.keys import KeyRing
 
 CHECKPOINT_EVERY = 1000
 CHECKPOINT_SECONDS = 300.0
 SQLITE_FILE = "audit.sqlite3"
-CHECKPOINT_FILE = "checkpoints.log"
 DEFAULT_REDIS_PREFIX = "merge-gate:audit"
 _CHUNK = 10_000
 _T = TypeVar("_T")
-
-
-class AuditLogError(Exception):
-    """The store disagrees with itself or with a checkpoint it signed, or cannot sign."""
 
 
 def default_origin(*, app_id: int | str | None = None, host: str | None = None) -> str:
@@ -242,34 +247,6 @@ class _Base:
 
 # --- SQLite ----------------------------------------------------------------------------
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit_entries (
-    seq INTEGER PRIMARY KEY,
-    entry BLOB NOT NULL,
-    leaf BLOB NOT NULL,
-    kind TEXT NOT NULL,
-    time TEXT NOT NULL,
-    repo TEXT,
-    pr INTEGER,
-    head_sha TEXT
-);
-CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries (kind, time);
-CREATE INDEX IF NOT EXISTS audit_entries_pull ON audit_entries (repo, pr, kind);
-"""
-
-
-def _connect(path: Path, *, read_only: bool, synchronous: str = "NORMAL") -> sqlite3.Connection:
-    if read_only:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        con = sqlite3.connect(path, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute(f"PRAGMA synchronous={synchronous}")
-        con.executescript(_SCHEMA)
-    con.execute("PRAGMA busy_timeout=5000")
-    return con
-
 
 def read_sqlite_entries(path: Path, *, start: int = 0) -> Generator[bytes, None, None]:
     """Every entry from ``start`` on, straight from the file, read-only and streaming."""
@@ -360,35 +337,7 @@ class SQLiteAuditLog(_Base):
     def _append_sync(
         self, kind: str, fields: Mapping[str, object], time: datetime
     ) -> tuple[int, bytes]:
-        con = self._db
-        con.execute("BEGIN IMMEDIATE")  # the write lock first: seq and prev are ours alone
-        try:
-            last = con.execute(
-                "SELECT seq, entry FROM audit_entries ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            seq, prev = (
-                (0, GENESIS_PREV) if last is None else (last[0] + 1, entry_hash(_blob(last[1])))
-            )
-            entry = make_entry(seq=seq, time=time, kind=kind, prev=prev, fields=fields)
-            leaf = leaf_hash(entry)
-            pr = fields.get("pr")
-            con.execute(
-                "INSERT INTO audit_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    seq,
-                    entry,
-                    leaf,
-                    kind,
-                    format_time(time),
-                    _text(fields.get("repo")),
-                    pr if isinstance(pr, int) and not isinstance(pr, bool) else None,
-                    _text(fields.get("head_sha")),
-                ),
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        seq, leaf = _append_row(self._db, kind, fields, time)
         if self._tree.size == seq:
             self._tree.append(leaf)
         return seq, leaf
@@ -506,15 +455,6 @@ class SQLiteAuditLog(_Base):
             self._executor.shutdown(wait=True)
 
 
-def _blob(value: bytes | str) -> bytes:
-    """A stored entry or hash as bytes; SQLite hands back TEXT if someone stored TEXT."""
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
-
-
 def _raw(value: bytes | str) -> bytes:
     """Our clients never decode responses; the typing of redis-py allows either."""
     return value if isinstance(value, bytes) else value.encode("utf-8")
@@ -585,6 +525,8 @@ class RedisAuditLog(_Base):
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
     ) -> RedisAuditLog:
         """A log on a client of its own for ``url`` (closed by :meth:`close`)."""
+        import redis.asyncio as aioredis
+
         return cls(
             aioredis.Redis.from_url(url, decode_responses=False),
             keyring=keyring,

@@ -28,13 +28,21 @@ CONFIRM_ROLLOUT = "confirm_rollout"  # the action's identifier, see webhooks.fac
 
 
 def check_run_output(
-    decision: Decision, *, details_url: str, text: str, annotations: Sequence[render.Annotation]
+    decision: Decision,
+    *,
+    details_url: str,
+    text: str,
+    annotations: Sequence[render.Annotation],
+    requested: render.Requested,
 ) -> tuple[dict[str, Any], list[list[dict[str, object]]]]:
-    """(first request body fields, remaining annotation batches)."""
+    """(first request body fields, remaining annotation batches).
+
+    ``requested``: the review requests GitHub accepted, the only ones the summary names.
+    """
     items = [a.to_github() for a in annotations]
     output: dict[str, Any] = {
         "title": render.title(decision)[:255],
-        "summary": render.markdown(decision, details_url=details_url),
+        "summary": render.markdown(decision, details_url=details_url, requested=requested),
         "text": text[: render.MAX_TEXT],
         "annotations": items[:ANNOTATIONS_PER_REQUEST],
     }
@@ -114,20 +122,6 @@ async def publish(
             route="PATCH /check-runs/{id}",
         )
     return run_id
-
-
-async def add_note(
-    gh: GitHubApp, *, installation_id: int, repo: str, run_id: int, body: dict[str, Any], note: str
-) -> None:
-    """Append ``note`` to the check run's summary."""
-    summary = (body["output"]["summary"] + f"\n\n> {note}")[: render.MAX_TEXT]
-    await gh.call(
-        "PATCH",
-        f"/repos/{repo}/check-runs/{run_id}",
-        installation_id=installation_id,
-        json={"output": {"title": body["output"]["title"], "summary": summary}},
-        route="PATCH /check-runs/{id}",
-    )
 
 
 async def find_check_run(

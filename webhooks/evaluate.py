@@ -30,6 +30,7 @@ from webhooks.facts import GitHubFacts, GroupFacts, ScanCache
 from webhooks.github import GitHubError, NotFound
 from webhooks.reader import file_from_json, get_pull, open_pulls_at, open_pulls_scan
 from webhooks.service import Service
+from webhooks.simulation import Simulator
 
 #: How a queued commit names its pull request: squash "Title (#12)", merge
 #: "Merge pull request #12 from ...".
@@ -58,6 +59,7 @@ class Evaluator:
     def __init__(self, service: Service, *, scans: ScanCache) -> None:
         self._svc = service
         self._scans = scans
+        self._simulator = Simulator(service)
 
     async def head(self, *, installation_id: int, repo: str, sha: str, number: int | None) -> Head:
         """The current head of pull request ``number`` (or ``sha``) and its pull requests."""
@@ -89,7 +91,8 @@ class Evaluator:
         facts = GitHubFacts(
             self._svc, installation_id=installation_id, repo=repo, pull=pull, scans=self._scans
         )
-        return await decide(facts=facts, detectors=self._svc.detectors)
+        decision = await decide(facts=facts, detectors=self._svc.detectors)
+        return await self._simulator.attach(decision, installation_id=installation_id)
 
     async def commit(self, *, installation_id: int, repo: str, head: Head) -> Decision | None:
         """The decision of ``head`` over its open pull requests; None when there are none."""

@@ -50,8 +50,12 @@ class MalformedPayload(ValueError):
     """A handled event whose payload lacks a field merge-gate needs."""
 
 
-class NotACommand(ValueError):
-    """A comment that is not a merge-gate command (most are): acknowledged, not queued."""
+class NotACommand(MalformedPayload):
+    """A comment that is not a merge-gate command (most are): acknowledged, not queued.
+
+    A kind of :class:`MalformedPayload`, so routing still raises only that; the
+    receiver answers it 202, not 400.
+    """
 
 
 # --- job keys -----------------------------------------------------------------------------
@@ -249,8 +253,20 @@ def _int(payload: Mapping[str, Any], *path: str) -> int:
     return value
 
 
+def _optional(payload: Mapping[str, Any], *path: str) -> str:
+    """A string field that may be missing: "" when absent or not a string."""
+    node: Any = payload
+    for part in path:
+        if not isinstance(node, Mapping):
+            return ""
+        node = node.get(part)
+    return node if isinstance(node, str) else ""
+
+
 def _numbers(node: Mapping[str, Any]) -> tuple[int, ...]:
-    pulls = node.get("pull_requests") or []
+    pulls = node.get("pull_requests")
+    if not isinstance(pulls, list):
+        return ()
     return tuple(
         int(p["number"])
         for p in pulls
@@ -268,8 +284,8 @@ def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) 
     if event in ("installation", "installation_repositories", "membership", "ping"):
         team = ""
         if event == "membership":
-            slug = (payload.get("team") or {}).get("slug")
-            org = (payload.get("organization") or {}).get("login")
+            slug = _optional(payload, "team", "slug")
+            org = _optional(payload, "organization", "login")
             team = f"{org}/{slug}".lower() if slug and org else ""
         intent: Intent = InstallationChanged(
             installation_id=installation_id, event=event, action=action or "", team=team
@@ -287,7 +303,7 @@ def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) 
             head_sha=_str(payload, "pull_request", "head", "sha"),
             event=event,
             action=action or "",
-            sender=str((payload.get("sender") or {}).get("login") or ""),
+            sender=_optional(payload, "sender", "login"),
             closed=event == "pull_request" and action == "closed",
         )
         return Route(PullKey(repo, number), intent)
@@ -295,15 +311,14 @@ def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) 
         node = _get(payload, event)
         head = _str(node, "head_sha")
         numbers = _numbers(node)
-        requested = payload.get("requested_action")
         if event == "check_run" and action == "requested_action":
-            identifier = requested.get("identifier") if isinstance(requested, Mapping) else None
+            identifier = _optional(payload, "requested_action", "identifier")
             intent = RolloutConfirmed(
                 installation_id=installation_id,
                 repo=repo,
                 head_sha=head,
                 user=_str(payload, "sender", "login"),
-                identifier=str(identifier or ""),
+                identifier=identifier,
                 numbers=numbers,
             )
         else:
@@ -320,7 +335,7 @@ def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) 
             repo=repo,
             head_sha=head,
             base_sha=_str(payload, "merge_group", "base_sha"),
-            head_ref=str((payload.get("merge_group") or {}).get("head_ref") or ""),
+            head_ref=_optional(payload, "merge_group", "head_ref"),
         )
         return Route(GroupKey(repo, head), intent)
     raise MalformedPayload(f"no route for event {event!r}")

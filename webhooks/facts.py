@@ -195,11 +195,12 @@ class GitHubFacts:
         )
 
     async def inputs(self, *, needs: Needs, pull: PullSnapshot) -> tuple[Teams, Contents]:
-        teams, writers, contents = await asyncio.gather(
+        teams, writers, admins, contents = await asyncio.gather(
             self._svc.teams.read(installation_id=self._installation, teams=needs.teams),
             self._svc.access.writers(
                 installation_id=self._installation, repo=self._repo, logins=needs.writers
             ),
+            self._admins(needs),
             read_contents(
                 self._svc.gh,
                 installation_id=self._installation,
@@ -209,7 +210,12 @@ class GitHubFacts:
                 head_sha=pull.head_sha,
             ),
         )
-        return dataclasses.replace(teams, writers=writers), contents
+        return dataclasses.replace(teams, writers=writers, admins=admins), contents
+
+    async def _admins(self, needs: Needs) -> frozenset[str]:
+        if not needs.admins:
+            return frozenset()
+        return await self._svc.access.admins(installation_id=self._installation, repo=self._repo)
 
     async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
         return await self._scans.scan(self._svc, packages=packages, head_sha=head_sha)

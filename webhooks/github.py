@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
+from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed
 from githubkit.typing import RetryOption
@@ -226,15 +226,13 @@ class GitHubApp:
                     },
                 )
             except RateLimitExceeded as error:
-                self._count(
-                    method, route or url, error.response.status_code, error.response.headers
-                )
+                self._count(method, route, error.response.status_code, error.response.headers)
                 raise Backoff(
                     error.retry_after.total_seconds() or 60.0, "GitHub rate limit"
                 ) from None
             except RequestFailed as error:
                 status = error.response.status_code
-                self._count(method, route or url, status, error.response.headers)
+                self._count(method, route, status, error.response.headers)
                 if status == 401 and attempt == 1:
                     self.forget(installation_id)
                     continue
@@ -246,21 +244,95 @@ class GitHubApp:
                 raise GitHubError(status, message) from None
             except RequestError as error:
                 raise Backoff(10.0, f"cannot reach GitHub: {error}") from None
-            self._count(method, route or url, response.status_code, response.headers)
+            self._count(method, route, response.status_code, response.headers)
             status = response.status_code
             data = response.raw_response.json() if response.content and status != 304 else None
             return Answer(status=response.status_code, headers=response.headers, data=data)
         raise GitHubError(401, "unauthorized after refreshing the installation token")
 
     def _count(self, method: str, route: str, status: int, headers: httpx.Headers) -> None:
+        # Only the caller's fixed route template, never the URL: the URL carries
+        # repository names and shas, and these counters must stay bounded.
         self.stats.calls += 1
-        key = f"{method} {route}"
+        key = f"{method} {route or 'unnamed'}"
         self.stats.by_route[key] = self.stats.by_route.get(key, 0) + 1
         remaining = headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.isdigit():
             self.stats.rate_limit_remaining = int(remaining)
         if self._on_call:
             self._on_call(method, route, status)
+
+    async def as_user(self, method: str, url: str, *, token: str, route: str) -> Answer:
+        """One REST call with a user's access token (from the App's OAuth web flow).
+
+        The token's access is what both the user and the App may do, on repositories
+        where the App is installed; a repository the user cannot see answers 404.
+        https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/authenticating-with-a-github-app-on-behalf-of-a-user
+        """
+        client: GitHub[Any] = GitHub(
+            TokenAuthStrategy(token),
+            base_url=self._base_url,
+            timeout=self._timeout,
+            auto_retry=False,
+            http_cache=False,
+            async_transport=self._transport,
+            user_agent="merge-gate",
+        )
+        try:
+            response = await client.arequest(
+                method,
+                url,
+                headers={
+                    "X-GitHub-Api-Version": API_VERSION,
+                    "Accept": "application/vnd.github+json",
+                },
+            )
+        except RequestFailed as error:
+            status = error.response.status_code
+            self._count(method, route, status, error.response.headers)
+            message = _message(error.response.raw_response)
+            if status == 404:
+                raise NotFound(status, message) from None
+            raise GitHubError(status, message) from None
+        except RequestError as error:
+            raise GitHubError(502, f"cannot reach GitHub: {error}") from None
+        self._count(method, route, response.status_code, response.headers)
+        data = response.raw_response.json() if response.content else None
+        return Answer(status=response.status_code, headers=response.headers, data=data)
+
+    async def exchange_code(
+        self, *, web_url: str, client_id: str, client_secret: str, code: str, redirect_uri: str
+    ) -> str:
+        """The user access token for an OAuth web-flow ``code`` (step 2 of the flow).
+
+        GitHub answers 200 with ``error`` for a bad, expired or reused code.
+        https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app#using-the-web-application-flow-to-generate-a-user-access-token
+        """
+        async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout) as http:
+            try:
+                response = await http.post(
+                    f"{web_url.rstrip('/')}/login/oauth/access_token",
+                    json={
+                        "client_id": client_id,
+                        "client_secret": client_secret,
+                        "code": code,
+                        "redirect_uri": redirect_uri,
+                    },
+                    headers={"Accept": "application/json", "User-Agent": "merge-gate"},
+                )
+            except httpx.HTTPError as error:
+                raise GitHubError(502, f"cannot reach GitHub: {error}") from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, Mapping):
+            raise GitHubError(response.status_code, f"code exchange: {response.text[:200]}")
+        token = data.get("access_token")
+        if response.status_code != 200 or not isinstance(token, str) or not token:
+            why = str(data.get("error_description") or data.get("error"))[:200]
+            raise GitHubError(response.status_code, f"code exchange refused: {why}")
+        return token
 
     async def paginate(
         self,

@@ -8,7 +8,25 @@ import sys
 import time
 from typing import Any
 
-_CONTEXT = ("delivery", "repo", "pr", "head_sha", "event", "action", "key", "error", "status")
+_CONTEXT = (
+    "delivery",
+    "repo",
+    "pr",
+    "head_sha",
+    "event",
+    "action",
+    "key",
+    "error",
+    "status",
+    # the start line
+    "role",
+    "version",
+    "store",
+    "workers",
+    "public_url",
+    "port",
+    "metrics_port",
+)
 
 
 class JsonFormatter(logging.Formatter):

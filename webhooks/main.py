@@ -28,6 +28,8 @@ COMMANDS = {
     "setup": ("webhooks.commands.setup", "register the GitHub App from its manifest"),
     "doctor": ("webhooks.commands.doctor", "check an installation and branch protection"),
     "bench": ("benchmarks.__main__", "run every benchmark and print ratios (from a checkout)"),
+    "hook": ("webhooks.commands.hook", "judge an agent's tool call before it runs"),
+    "agent-token": ("webhooks.commands.hook", "issue or revoke agents' audit tokens"),
 }
 
 

@@ -119,6 +119,9 @@ OPERATIONS: Mapping[tuple[str, str], Need] = MappingProxyType(
         ("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission"): Need(
             "metadata", why="check that an approver has write access (not only membership)"
         ),
+        ("GET", "/repos/{owner}/{repo}/collaborators"): Need(
+            "metadata", why="the repository's admins approve gated files CODEOWNERS leaves unowned"
+        ),
         # Contents: https://docs.github.com/rest/repos/contents, /rest/git/blobs
         ("GET", "/repos/{owner}/{repo}/contents/{path}"): Need(
             "contents", why="read .github/merge-gate.yml and CODEOWNERS"

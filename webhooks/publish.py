@@ -36,7 +36,10 @@ class Published:
 
 def _to_ask(decision: Decision) -> list[Decision]:
     """The pull requests to request reviewers on: open requirements, not denied, not drafts."""
+    # Advisory mode asks nobody: a rollout must not page reviewers on day one.
     if decision.outcome is Outcome.DENIED or decision.kind is DecisionKind.MERGE_GROUP:
+        return []
+    if decision.advisory:
         return []
     return [
         p
@@ -71,16 +74,26 @@ class Publisher:
         )
         await svc.store.put("decision", decision_id, stored.to_json(), ttl=_DECISION_TTL)
         details_url = f"{svc.settings.public_url}/decisions/{decision_id}"
+        # Reviewers are asked first, so the summary names only the requests GitHub
+        # accepted (one round trip more, and only when someone is asked).
+        asking = _to_ask(decision)
+        notes = await self._ask(asking, installation_id)
+        accepted = {
+            p.number: (p.request_users, p.request_teams)
+            for p, note in zip(asking, notes, strict=True)
+            if not note
+        }
         body, more = checks.check_run_output(
             decision,
             details_url=details_url,
-            text=record.fenced(),
+            text=record.text(details_url=details_url, limit=render.MAX_TEXT),
             annotations=render.annotate(decision, raw_details=record.digest),
+            requested=accepted,
         )
-        # The review requests and the check-run write go out together (one round
-        # trip); a refused request is noted on the check run afterwards.
-        asking = _to_ask(decision)
-        writing = checks.publish(
+        refused = [f"#{p.number}: {n}" for p, n in zip(asking, notes, strict=True) if n]
+        if refused:
+            body["output"]["summary"] += "\n\n> " + render.escape("; ".join(refused))
+        run_id = await checks.publish(
             svc.gh,
             svc.store,
             installation_id=installation_id,
@@ -90,17 +103,6 @@ class Publisher:
             more_annotations=more,
             look_up=redo,
         )
-        run_id, notes = await asyncio.gather(writing, self._ask(asking, installation_id))
-        refused = [f"#{p.number}: {n}" for p, n in zip(asking, notes, strict=True) if n]
-        if refused:
-            await checks.add_note(
-                svc.gh,
-                installation_id=installation_id,
-                repo=decision.repo,
-                run_id=run_id,
-                body=body,
-                note="; ".join(refused),
-            )
         requested = tuple(p.number for p, n in zip(asking, notes, strict=True) if not n)
         await self._remember(decision, decision_id)
         await self._log(
@@ -224,6 +226,8 @@ class Publisher:
         svc.metrics.decisions.labels(
             conclusion=decision.vocabulary.check_run, tier=decision.tier or "none"
         ).inc()
+        if decision.would_block:
+            svc.metrics.would_block.inc()
         entries = audit_entries.decision_entries(
             decision,
             digest=digest,

@@ -38,6 +38,8 @@ from gate.policy import POLICY_PATH, InvalidPolicy, LoadedPolicy
 from webhooks.github import GitHubApp, ListCut, NotFound
 
 MAX_BLOB = 1024 * 1024
+#: How long the organisation's policy is reused before it is read again (seconds).
+ORG_POLICY_TTL = 300.0
 #: File texts read for the detectors per decision, at most.
 MAX_CONTENT_READS = 400
 _STATUS = {"changed": FileStatus.MODIFIED, "unchanged": FileStatus.MODIFIED}
@@ -286,6 +288,7 @@ class ConfigReader:
         self._by_sha: OrderedDict[tuple[str, str], Config] = OrderedDict()
         self._blobs: OrderedDict[str, str] = OrderedDict()
         self._policies: OrderedDict[str, LoadedPolicy | InvalidPolicy] = OrderedDict()
+        self._orgs: dict[str, tuple[float, LoadedPolicy | InvalidPolicy | None]] = {}
         #: (repo, directory) -> (ETag, listing) of the last listing read. GitHub's ETag
         #: is a hash of the response, so it also matches the same listing at
         #: another commit: an unchanged .github/ at a new base sha costs a 304.
@@ -323,19 +326,57 @@ class ConfigReader:
                 codeowners_blob = blob
                 break
         parsed = await self._parsed(policy_text, policy_blob or "")
-        config = Config(policy_text, policy_blob or "", codeowners, codeowners_blob, parsed)
+        org = None
+        if policy_text is None or (
+            isinstance(parsed, LoadedPolicy) and parsed.policy.extend == "org"
+        ):
+            org = await self._org_policy(installation_id, repo.split("/", 1)[0])
+        config = Config(policy_text, policy_blob or "", codeowners, codeowners_blob, parsed, org)
         self._by_sha[key] = config
         if len(self._by_sha) > self._size:
             self._by_sha.popitem(last=False)
         return config
 
-    async def _parsed(self, text: str | None, blob: str) -> LoadedPolicy | InvalidPolicy:
+    async def _org_policy(
+        self, installation_id: int, owner: str
+    ) -> LoadedPolicy | InvalidPolicy | None:
+        """``OWNER/.github``'s ``.github/merge-gate.yml`` on its default branch, or None.
+
+        Cached for ``ORG_POLICY_TTL`` seconds: a change to it applies within that time.
+        """
+        now = time.monotonic()
+        known = self._orgs.get(owner)
+        if known is not None and now - known[0] <= ORG_POLICY_TTL:
+            return known[1]
+        found: LoadedPolicy | InvalidPolicy | None = None
+        try:
+            answer = await self._gh.call(
+                "GET",
+                f"/repos/{owner}/.github/contents/{POLICY_PATH}",
+                installation_id=installation_id,
+                route="GET /contents",
+            )
+        except NotFound:
+            answer = None
+        data = answer.data if answer is not None and isinstance(answer.data, Mapping) else None
+        if data is not None and data.get("encoding") == "base64":
+            text = base64.b64decode(data.get("content", "")).decode("utf-8", "replace")
+            found = await self._parsed(
+                text, str(data.get("sha", "")), path=f"{owner}/.github:{POLICY_PATH}"
+            )
+        self._orgs[owner] = (now, found)
+        return found
+
+    async def _parsed(
+        self, text: str | None, blob: str, *, path: str = POLICY_PATH
+    ) -> LoadedPolicy | InvalidPolicy:
         """Parse in a thread (a hostile policy must not stall the receiver), once per blob."""
-        if blob and blob in self._policies:
-            return self._policies[blob]
-        parsed = await asyncio.to_thread(parse_policy, text, blob=blob)
+        key = f"{path}@{blob}"
+        if blob and key in self._policies:
+            return self._policies[key]
+        parsed = await asyncio.to_thread(parse_policy, text, blob=blob, path=path)
         if blob:
-            self._policies[blob] = parsed
+            self._policies[key] = parsed
             if len(self._policies) > self._size:
                 self._policies.popitem(last=False)
         return parsed
@@ -385,6 +426,7 @@ class ConfigReader:
 
     def forget(self) -> None:
         self._by_sha.clear()
+        self._orgs.clear()
 
 
 class TeamReader:
@@ -432,6 +474,7 @@ class PermissionReader:
         self._ttl = ttl
         self._size = size
         self._cache: OrderedDict[tuple[str, str], tuple[float, bool]] = OrderedDict()
+        self._admins: dict[str, tuple[float, frozenset[str]]] = {}
 
     async def writers(
         self, *, installation_id: int, repo: str, logins: Iterable[str]
@@ -460,8 +503,32 @@ class PermissionReader:
             self._cache.popitem(last=False)
         return ok
 
+    async def admins(self, *, installation_id: int, repo: str) -> frozenset[str]:
+        """The repository's admins (users, not Apps), cached for ``ttl`` seconds.
+
+        https://docs.github.com/rest/collaborators/collaborators#list-repository-collaborators
+        """
+        now = time.monotonic()
+        known = self._admins.get(repo)
+        if known is not None and now - known[0] <= self._ttl:
+            return known[1]
+        people = await self._gh.paginate(
+            f"/repos/{repo}/collaborators",
+            installation_id=installation_id,
+            params={"permission": "admin"},
+            route="/collaborators",
+        )
+        found = frozenset(
+            str(p["login"]).lower()
+            for p in people
+            if p.get("type", "User") == "User" and (p.get("permissions") or {}).get("admin")
+        )
+        self._admins[repo] = (now, found)
+        return found
+
     def forget(self) -> None:
         self._cache.clear()
+        self._admins.clear()
 
 
 async def read_contents(

@@ -33,6 +33,21 @@ class Record:
             f"```json\n{body}\n```\n"
         )
 
+    def text(self, *, details_url: str, limit: int) -> str:
+        """``output.text``: the whole envelope when it fits, never a cut one.
+
+        A record too large for the check run (65535 characters) is named by its
+        digest and served whole at ``{details_url}/record``.
+        """
+        fenced = self.fenced()
+        if len(fenced) <= limit:
+            return fenced
+        return (
+            f"Signed decision record {self.digest} (DSSE envelope, in-toto Statement v1) is "
+            f"too large for a check run. Download it from {details_url}/record and verify "
+            f"with `gate verify {details_url}/record --jwks <public-url>/.well-known/jwks.json`."
+        )
+
 
 def sign(
     decision: Decision,

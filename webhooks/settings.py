@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -48,6 +49,16 @@ class Settings(BaseSettings):
     #: the first of them (see ``webhooks.store.base``).
     debounce_seconds: float = Field(2.0, ge=0, le=60)
     debounce_max_seconds: float = Field(10.0, ge=0, le=600)
+    #: GATE_LOG_LEVEL: debug, info, warning or error (any case).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: The App's OAuth client: with both set, decision pages need a GitHub sign-in by
+    #: someone who can read the repository (webhooks/details.py).
+    github_client_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    github_client_secret: SecretStr | None = None
+    #: Signs session cookies; derived from the webhook secret when unset.
+    session_secret: SecretStr | None = None
+    #: GitHub's web UI (sign-in, links); derived from GATE_GITHUB_API_URL when unset.
+    github_url: str | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -62,6 +73,11 @@ class Settings(BaseSettings):
         # caller, once, so tests and replicas see exactly what they pass.
         return (init_settings,)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("webhook_secret")
     @classmethod
     def _strong_secret(cls, value: SecretStr) -> SecretStr:
@@ -69,9 +85,18 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
-    @field_validator("github_api_url", "public_url", "osv_url", "pypi_url", "npm_url")
+    @field_validator("session_secret")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _strong_session_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    @field_validator("github_api_url", "public_url", "osv_url", "pypi_url", "npm_url", "github_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/")
@@ -80,7 +105,27 @@ class Settings(BaseSettings):
     def _key(self) -> Settings:
         if self.private_key is None and self.private_key_file is None:
             raise ValueError("GATE_PRIVATE_KEY_FILE or GATE_PRIVATE_KEY is required")
+        if (self.github_client_id is None) != (self.github_client_secret is None):
+            raise ValueError(
+                "GATE_GITHUB_CLIENT_ID and GATE_GITHUB_CLIENT_SECRET go together: "
+                "set both (sign-in on decision pages) or neither"
+            )
         return self
+
+    @property
+    def oauth(self) -> bool:
+        """Whether decision pages require a GitHub sign-in."""
+        return self.github_client_id is not None
+
+    @property
+    def web_url(self) -> str:
+        """GitHub's web UI: GATE_GITHUB_URL, else https://github.com for api.github.com
+        and ``https://HOST`` for Enterprise Server's ``https://HOST/api/v3``."""
+        if self.github_url:
+            return self.github_url
+        if self.github_api_url == DEFAULT_API_URL:
+            return "https://github.com"
+        return self.github_api_url.removesuffix("/api/v3")
 
     def app_key_pem(self) -> str:
         """The App's private key (PEM), checked to be an RSA key."""

@@ -124,11 +124,20 @@ def parse_manifest(*, path: str, text: str) -> Manifest | ParseError:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return _PARSERS[kind](text)
+        manifest = _PARSERS[kind](text)
+        # A lone surrogate (raw, or a JSON "\ud800" escape) is no name or version
+        # anyone can publish, and RE2 and registries need UTF-8.
+        for package in manifest.packages:
+            f"{package.name}{package.spec}".encode()
+        for source in manifest.sources:
+            source.encode()
     except _Invalid as error:
         return ParseError(str(error))
     except RecursionError:
         return ParseError("nested too deeply to read")
+    except UnicodeEncodeError:
+        return ParseError("not valid Unicode (a lone surrogate)")
+    return manifest
 
 
 # --- shared helpers ----------------------------------------------------------

@@ -19,7 +19,8 @@ from tests.fakegithub.auth import InstallationToken
 from tests.fakegithub.models import App, Repo
 from tests.fakegithub.state import GitHubState
 
-AuthKind = Literal["app", "installation", "none"]
+#: "user": a user access token (OAuth web flow); "installation_or_user": either token.
+AuthKind = Literal["app", "installation", "installation_or_user", "user", "none"]
 T = TypeVar("T")
 
 DOCS = "https://docs.github.com/rest"
@@ -82,6 +83,9 @@ class Ctx:
     headers: Mapping[str, str]
     token: InstallationToken | None = None
     app: App | None = None
+    #: The user of a user access token, and the App it was issued for.
+    user: str | None = None
+    user_app: App | None = None
 
     def int_query(self, name: str, default: int) -> int:
         try:
@@ -106,6 +110,17 @@ class Ctx:
             if inst is None or not inst.covers(repo.full_name):
                 raise not_found()
             if self.token.repositories is not None and repo.name not in self.token.repositories:
+                raise not_found()
+        if self.user is not None:
+            # A user-to-server token reaches what both the user and the App can.
+            app_id = self.user_app.id if self.user_app else None
+            installed = any(
+                i.app_id == app_id and i.covers(repo.full_name)
+                for i in self.state.installations.values()
+            )
+            if not installed or not self.state.oauth.can_read(
+                repo.full_name, self.user, private=repo.private
+            ):
                 raise not_found()
         return repo
 

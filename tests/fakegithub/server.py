@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import Headers
 
-from tests.fakegithub import auth, endpoints, graphql, routing, spec
+from tests.fakegithub import auth, endpoints, graphql, oauth, routing, spec
 from tests.fakegithub.models import Call, Violation, ViolationKind
 from tests.fakegithub.routing import ApiError, Ctx, Reply
 from tests.fakegithub.state import GitHubState
@@ -170,7 +170,20 @@ class FakeGitHub(GitHubState):
         if self.latency > 0:
             time.sleep(self.latency)
         inc = _Incoming.parse(req)
-        resp = self._answer(inc)
+        if oauth.handles(inc.path):
+            # github.com's web flow, not the REST API: no description to check it against.
+            with self.lock:
+                status, headers, body = oauth.answer(
+                    self.oauth,
+                    req.method,
+                    inc.path,
+                    req.target.partition("?")[2],
+                    req.headers,
+                    req.body,
+                )
+            resp = RawResponse(status, body, headers)
+        else:
+            resp = self._answer(inc)
         self._add_standard_headers(resp)
         with self.lock:
             self.calls.append(
@@ -338,6 +351,21 @@ class FakeGitHub(GitHubState):
             return
         if scheme not in ("token", "bearer"):
             raise auth.AuthError("Bad credentials")
+        if credential.startswith("ghu_") or kind == "user":
+            with self.lock:
+                user = self.oauth.user_token(credential)
+                if user is None or credential in self.revoked_tokens:
+                    raise auth.AuthError("Bad credentials")
+                if kind not in ("user", "installation_or_user"):
+                    raise auth.AuthError(
+                        "FakeGitHub: user access tokens are implemented for GET /user and "
+                        "GET /repos/{owner}/{repo} only"
+                    )
+                ctx.user = user.login
+                ctx.user_app = next(
+                    (a for a in self.apps.values() if a.client_id == user.client_id), None
+                )
+            return
         token = auth.lookup_token(credential)
         with self.lock:
             valid = (

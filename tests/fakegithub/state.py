@@ -36,6 +36,7 @@ from tests.fakegithub.models import (
     User,
     Violation,
 )
+from tests.fakegithub.oauth import OAuthState
 
 #: The App every fresh fake knows, signed by :func:`auth.key_pair`.
 DEFAULT_APP_ID = 1
@@ -121,6 +122,8 @@ class GitHubState:
             #: Personal access tokens: token -> the user's login.
             self.user_tokens: dict[str, str] = {}
             self.issues: list[Issue] = []
+            #: The OAuth web flow (``tests/fakegithub/oauth.py``): clients, sign-in, tokens.
+            self.oauth = OAuthState()
 
             self._repo_ids = _Counter(100_000)
             self._pull_ids = _Counter(200_000)
@@ -183,6 +186,14 @@ class GitHubState:
             )
             self.apps[app_id] = app
             return app
+
+    def oauth_client(self, callback_url: str, app_id: int | None = None) -> tuple[str, str]:
+        """Register ``callback_url`` as the App's OAuth callback; its (client id, secret)."""
+        with self.lock:
+            app = self.apps[app_id or DEFAULT_APP_ID]
+            secret = fake_sha("client-secret", app.id)
+            self.oauth.register(app.client_id, secret, callback_url)
+            return app.client_id, secret
 
     def app_jwt(self, app_id: int | None = None, *, lifetime_s: int = 540) -> str:
         """A JWT for ``app_id`` signed with the fake's key (valid if the App uses it)."""

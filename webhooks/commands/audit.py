@@ -120,11 +120,18 @@ def _table(rows: list[dict[str, object]], out: TextIO) -> None:
         conclusion = row.get("conclusion") or evaluated.get("conclusion") or ""
         if row.get("kind") == "merged":
             conclusion = f"merged ({conclusion or 'never evaluated'})"
+        if row.get("kind") == "agent_action":  # a hook decision: what the agent did, and why
+            conclusion = f"{row.get('decision')} ({row.get('rule')})"
+            paths = row.get("paths")
+            files = ", ".join(map(str, paths)) if isinstance(paths, list) else ""
+            files = files or str(row.get("command", ""))
         lines.append(
             (
                 str(row.get("time", "")),
                 str(row.get("kind", "")),
-                f"{row.get('repo', '')}#{row.get('pr', '')}" if row.get("repo") else "",
+                f"{row.get('repo', '')}#{row.get('pr', '')}"
+                if row.get("pr")
+                else str(row.get("repo", "")),
                 str(row.get("author") or evaluated.get("author") or ""),
                 str(conclusion),
                 ", ".join(_approvers(row)),

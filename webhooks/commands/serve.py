@@ -1,4 +1,8 @@
-"""``gate serve`` (receiver + workers), ``gate serve --no-worker`` and ``gate worker``."""
+"""``gate serve`` (receiver + workers), ``gate serve --no-worker`` and ``gate worker``.
+
+Both log one start line (version, store, workers, public URL) at ``GATE_LOG_LEVEL``;
+``gate worker`` serves ``/metrics`` and ``/healthz`` on ``--metrics-port`` (9090).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,15 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(func=run_serve)
     worker = subparsers.add_parser("worker", help="run workers only")
     worker.add_argument("--workers", type=int, default=None)
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of /metrics and /healthz"
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9090,
+        help="port of /metrics and /healthz (default 9090; 0: none)",
+    )
     worker.set_defaults(func=run_worker)
 
 
@@ -45,34 +58,32 @@ async def _workers(service: Any, count: int, stop: asyncio.Event) -> list[asynci
     ]
 
 
-async def _stop_workers(
-    tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace: float = 20.0
-) -> None:
-    """Let in-flight jobs finish; cancel (which releases the job) after ``grace``."""
-    stop.set()
-    _done, pending = await asyncio.wait(tasks, timeout=grace)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
+def _started(settings: Any, *, role: str, workers: int, **extra: Any) -> None:
+    """One line saying what runs, so a log search answers "which version, which store"."""
+    import logging
+
+    from webhooks.metrics import package_version
+
+    logging.getLogger("merge_gate.serve").info(
+        "merge-gate started",
+        extra={
+            "role": role,
+            "version": package_version(),
+            "store": "redis" if settings.redis else "sqlite",
+            "workers": workers,
+            "public_url": settings.public_url,
+            **extra,
+        },
+    )
 
 
-async def _serve(args: argparse.Namespace, settings: Any) -> int:
+def _uvicorn(app: Any, *, host: str, port: int) -> Any:
     import uvicorn
 
-    from webhooks import logs
-    from webhooks.app import create_app
-    from webhooks.service import build
-
-    logs.configure()
-    service = await build(settings)
-    app = create_app(service)
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    count = 0 if args.no_worker else (args.workers or settings.workers)
     config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         loop="none",
         http="httptools",
         lifespan="off",
@@ -80,9 +91,50 @@ async def _serve(args: argparse.Namespace, settings: Any) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
+    return uvicorn.Server(config)
+
+
+def _keep_signals(stop: asyncio.Event) -> None:
+    """Python-level SIGTERM/SIGINT handlers that ask the workers to stop.
+
+    uvicorn catches these while it serves, then restores the handlers it found and
+    raises the signal again; with the default handlers that killed the process
+    before the workers could finish their jobs and the store could close.
+    """
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+
+
+async def _stop_workers(
+    tasks: list[asyncio.Task[None]], stop: asyncio.Event, grace: float = 20.0
+) -> None:
+    """Let in-flight jobs finish; cancel (which releases the job) after ``grace``."""
+    stop.set()
+    if not tasks:  # a receiver alone (--no-worker): nothing to wait for
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _serve(args: argparse.Namespace, settings: Any) -> int:
+    from webhooks import logs
+    from webhooks.app import create_app
+    from webhooks.service import build
+
+    logs.configure(settings.log_level)
+    service = await build(settings)
+    app = create_app(service)
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    count = 0 if args.no_worker else (args.workers or settings.workers)
+    server = _uvicorn(app, host=args.host, port=args.port)
+    _keep_signals(stop)
     try:
         tasks = await _workers(service, count, stop)
+        _started(settings, role="serve", workers=count, port=args.port)
         await server.serve()
     finally:
         await _stop_workers(tasks, stop)
@@ -91,18 +143,26 @@ async def _serve(args: argparse.Namespace, settings: Any) -> int:
 
 
 async def _work(args: argparse.Namespace, settings: Any) -> int:
-    from webhooks import logs
+    from webhooks import logs, probes
     from webhooks.service import build
 
-    logs.configure()
+    logs.configure(settings.log_level)
     service = await build(settings)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    tasks = await _workers(service, args.workers or settings.workers, stop)
+    count = args.workers or settings.workers
+    tasks = await _workers(service, count, stop)
+    _started(settings, role="worker", workers=count, metrics_port=args.metrics_port)
     try:
-        await stop.wait()
+        if args.metrics_port:
+            # uvicorn handles SIGTERM/SIGINT: when it returns, the workers stop.
+            app = probes.create_app(service, alive=lambda: not any(t.done() for t in tasks))
+            _keep_signals(stop)
+            await _uvicorn(app, host=args.metrics_host, port=args.metrics_port).serve()
+        else:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
     finally:
         await _stop_workers(tasks, stop)
         await service.close()

@@ -17,13 +17,16 @@ on the operator's machine:
 Files written (all 0600, in a 0700 directory):
 
 - ``app.env``: ``GATE_APP_ID``, ``GATE_PRIVATE_KEY_FILE``, ``GATE_WEBHOOK_SECRET``,
-  ``GATE_GITHUB_API_URL``, ``GATE_PUBLIC_URL`` (an env file for compose / ``set -a; .``);
+  ``GATE_GITHUB_API_URL``, ``GATE_PUBLIC_URL``, and the App's OAuth client
+  (``GATE_GITHUB_CLIENT_ID``, ``GATE_GITHUB_CLIENT_SECRET``: decision pages then need a
+  GitHub sign-in by someone who can read the repository) (an env file for compose /
+  ``set -a; .``);
 - ``private-key.pem``: the App's private key;
 - ``webhook-secret``: the webhook secret alone (for ``kubectl create secret --from-file``);
 - ``app.json``: non-secret facts (id, slug, owner, html_url) for humans and tooling.
 
-The client secret is deliberately not stored: merge-gate never acts as an OAuth
-app, and it can be regenerated in the App's settings.
+The manifest registers ``PUBLIC_URL/oauth/callback`` as the App's callback URL, where
+GitHub returns a reader who signs in to see a decision (``webhooks/details.py``).
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class Credentials:
     owner: str
     pem: str = field(repr=False)
     webhook_secret: str = field(repr=False)
+    client_id: str = ""
+    client_secret: str = field(repr=False, default="")
 
 
 def default_api_url(github_url: str) -> str:
@@ -118,6 +123,8 @@ def build_manifest(
         "public": False,
         "hook_attributes": {"url": f"{base}{WEBHOOK_PATH}", "active": True},
         "redirect_url": redirect_url,
+        # Where GitHub returns a reader who signs in to see a decision (webhooks/details.py).
+        "callback_urls": [f"{base}/oauth/callback"],
         "default_events": manifest_events(),
         "default_permissions": needed_permissions(ALL_OPERATIONS),
     }
@@ -179,6 +186,8 @@ def exchange_code(*, api_url: str, code: str) -> Credentials:
             owner=str(owner.get("login", "")),
             pem=str(data["pem"]),
             webhook_secret=str(data["webhook_secret"] or ""),
+            client_id=str(data.get("client_id") or ""),
+            client_secret=str(data.get("client_secret") or ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise SetupError("GitHub's conversion response lacked the App's id, key or slug") from None
@@ -225,6 +234,14 @@ def write_credentials(
             _env_line("GATE_WEBHOOK_SECRET", creds.webhook_secret),
             _env_line("GATE_GITHUB_API_URL", api_url),
             _env_line("GATE_PUBLIC_URL", public_url),
+            *(
+                [
+                    _env_line("GATE_GITHUB_CLIENT_ID", creds.client_id),
+                    _env_line("GATE_GITHUB_CLIENT_SECRET", creds.client_secret),
+                ]
+                if creds.client_id and creds.client_secret
+                else []
+            ),
         ]
     )
     facts = {

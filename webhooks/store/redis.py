@@ -22,6 +22,7 @@ Data layout (``P`` is the prefix; every key starts with ``P:``)::
     P:g:<group>            zset    job key -> ms it is ready at; while leased,
                                    the lease's end (an expired lease is ready)
     P:groups               zset    group -> turn; lowest is served first
+    P:heads                zset    group -> its earliest key's score
     P:turn                 string  turn counter (INCR)
     P:dead                 list    dead letters, JSON {key, delivery_ids, error,
                                    attempts, at}; kept until an operator trims it
@@ -44,9 +45,10 @@ Flow:
   (https://redis.io/docs/latest/operate/oss_and_stack/management/persistence/):
   run with ``appendonly yes`` (``appendfsync everysec`` loses at most a second
   on power loss, ``always`` nothing).
-- ``claim`` is one script: it walks ``P:groups`` in turn order and takes the
-  first group whose lowest-scored key is due (ZRANGE ... 0 0 WITHSCORES, a
-  lookup per group, https://redis.io/docs/latest/commands/zrange/). Taking it
+- ``claim`` is one script: ``P:heads`` names the groups with a key due
+  (ZRANGEBYSCORE, https://redis.io/docs/latest/commands/zrangebyscore/), so an
+  idle poll costs one lookup; of those it takes the group whose turn is lowest
+  and that group's lowest-scored key, O(ready groups + log n). Taking it
   sets the score to the lease's end, records a fresh token in ``P:meta`` and
   gives the group the next turn (round robin across repositories). A key whose
   previous token is still in ``P:meta`` lost its holder: that counts as a
@@ -91,6 +93,9 @@ from webhooks.store.base import (
     check_namespace,
 )
 
+#: How often (seconds) an instance looks for work queued in the earlier layout.
+_UPGRADE_EVERY = 60.0
+
 #: Replies that mean "cannot write now", not "this store has a bug".
 _OUTAGE_REPLIES = ("OOM", "READONLY", "MISCONF", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN")
 
@@ -105,6 +110,18 @@ local function args_from(first)
   return out
 end
 local function gkey(grp) return P .. ':g:' .. grp end
+-- after any change to a group's zset: P:heads keeps the group's earliest score
+-- (claim finds the ready groups without visiting the others); an empty group
+-- leaves the rotation
+local function touch(grp)
+  local head = redis.call('ZRANGE', gkey(grp), 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    redis.call('ZREM', P .. ':heads', grp)
+    redis.call('ZREM', groups, grp)
+  else
+    redis.call('ZADD', P .. ':heads', head[2], grp)
+  end
+end
 -- a group served (or new) goes to the end of the rotation
 local function next_turn() return redis.call('INCR', P .. ':turn') end
 -- the ready time of a key's pending deliveries: after the last one's window,
@@ -113,11 +130,10 @@ local function debounced(key)
   local ra, rb = nil, nil
   for _, id in ipairs(redis.call('LRANGE', P .. ':q:' .. key, 0, -1)) do
     local d = redis.call('HMGET', P .. ':d:' .. id, 'ra', 'rb')
-    if d[1] then
-      local a, b = tonumber(d[1]), tonumber(d[2])
-      if not ra or a > ra then ra = a end
-      if not rb or b < rb then rb = b end
-    end
+    -- no times: queued by the earlier layout, ready now
+    local a, b = tonumber(d[1] or now), tonumber(d[2] or now)
+    if not ra or a > ra then ra = a end
+    if not rb or b < rb then rb = b end
   end
   if not ra then return nil, nil end
   return math.min(ra, rb), rb
@@ -134,7 +150,7 @@ end
 local function forget(key, grp)
   redis.call('DEL', P .. ':meta:' .. key, P .. ':q:' .. key)
   redis.call('ZREM', gkey(grp), key)
-  if redis.call('ZCARD', gkey(grp)) == 0 then redis.call('ZREM', groups, grp) end
+  touch(grp)
 end
 -- the lease ends with the work done: queue what arrived meanwhile, debounced
 local function requeue(key, meta, grp)
@@ -143,12 +159,14 @@ local function requeue(key, meta, grp)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', 0, 'due', due, 'retry', 0)
   redis.call('ZADD', gkey(grp), ready, key)
+  touch(grp)
 end
 -- the lease ends; the key is ready again at ready (a retry or a deferral)
 local function wait(key, meta, grp, ready, attempts)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', attempts, 'retry', ready)
   redis.call('ZADD', gkey(grp), ready, key)
+  touch(grp)
 end
 """
 
@@ -187,12 +205,14 @@ if not current then
   redis.call('HSET', KEYS[6], 'grp', grp, 'due', rb)
   redis.call('ZADD', KEYS[7], ra, key)
   if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
+  touch(grp)
 elseif ARGV[14] == '1' then
   local m = redis.call('HMGET', KEYS[6], 'token', 'due', 'retry')
   if not m[1] then  -- idle: wait for the end of the new window, within the cap
     local ready = math.max(tonumber(current), math.min(ra, tonumber(m[2] or rb)),
                            tonumber(m[3] or '0'))
     redis.call('ZADD', KEYS[7], ready, key)
+    touch(grp)
   end
 end
 return 1
@@ -219,6 +239,7 @@ local function take(key, grp, score)
   end
   redis.call('HSET', meta, 'attempts', attempts, 'token', token, 'worker', consumer, 'retry', 0)
   redis.call('ZADD', gkey(grp), lease_until, key)
+  touch(grp)
   redis.call('ZADD', groups, next_turn(), grp)
   local job = {key, attempts}
   for _, id in ipairs(ids) do
@@ -237,16 +258,20 @@ local function take(key, grp, score)
   return job
 end
 
--- a snapshot: take() may remove an emptied group from the rotation
-for _, grp in ipairs(redis.call('ZRANGE', groups, 0, -1)) do
-  while true do
-    local head = redis.call('ZRANGE', gkey(grp), 0, 0, 'WITHSCORES')
-    if #head == 0 then
-      redis.call('ZREM', groups, grp)
-      break
-    end
-    if tonumber(head[2]) > now then break end
-    local job = take(head[1], grp, head[2])
+-- the groups with a ready key (P:heads), and of those the one whose turn it is;
+-- again if its key turned out to have no deliveries left (take forgot it)
+for _ = 1, 64 do
+  local best, best_turn = nil, nil
+  for _, grp in ipairs(redis.call('ZRANGEBYSCORE', P .. ':heads', '-inf', now)) do
+    local turn = tonumber(redis.call('ZSCORE', groups, grp) or '0')
+    if not best or turn < best_turn then best, best_turn = grp, turn end
+  end
+  if not best then return nil end
+  local head = redis.call('ZRANGE', gkey(best), 0, 0, 'WITHSCORES')
+  if #head == 0 then
+    touch(best)
+  else
+    local job = take(head[1], best, head[2])
     if job then return job end
   end
 end
@@ -295,6 +320,7 @@ local m = redis.call('HMGET', meta, 'token', 'grp', 'was')
 if m[1] ~= token then return 0 end
 redis.call('HDEL', meta, 'token', 'worker', 'was')
 redis.call('ZADD', gkey(m[2]), m[3] or now, key)  -- back to its place in line
+touch(m[2])
 return 1
 """
 
@@ -315,6 +341,7 @@ local meta = P .. ':meta:' .. key
 local m = redis.call('HMGET', meta, 'token', 'grp')
 if m[1] ~= token then return 0 end
 redis.call('ZADD', gkey(m[2]), 'XX', now + tonumber(ARGV[5]), key)
+touch(m[2])
 return 1
 """
 
@@ -353,6 +380,7 @@ for _, key in ipairs(order) do
     redis.call('HSET', meta, 'grp', grp, 'due', at, 'retry', at)
     redis.call('ZADD', gkey(grp), at, key)
     if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
+    touch(grp)
     moved = moved + 1
   end
 end
@@ -421,7 +449,7 @@ class RedisStore:
         self._pending = f"{prefix}:pending"
         self._groups = f"{prefix}:groups"
         self._dead = f"{prefix}:dead"
-        self._upgraded = False
+        self._upgraded_at: float | None = None  # time.monotonic() of the last check
         self._closed = False
         self._accept = self._script(_ACCEPT)
         self._claim = self._script(_CLAIM)
@@ -486,11 +514,17 @@ class RedisStore:
             raise
 
     async def _ensure_upgraded(self) -> None:
-        """Convert a queue of the earlier layout once per instance (a no-op after)."""
-        if not self._upgraded:
-            keys = [self._pending, self._groups]
-            await self._upgrade(keys=keys, args=[self._prefix, self._now_ms()])
-            self._upgraded = True
+        """Convert what the earlier layout queued: at first use, then once a minute.
+
+        The repeat covers a rolling upgrade, where receivers of the old version
+        still queue deliveries the old way for a while; the check is one EXISTS.
+        """
+        checked = self._upgraded_at
+        if checked is not None and time.monotonic() - checked < _UPGRADE_EVERY:
+            return
+        keys = [self._pending, self._groups]
+        await self._upgrade(keys=keys, args=[self._prefix, self._now_ms()])
+        self._upgraded_at = time.monotonic()
 
     async def _run(self, script: AsyncScript, args: Sequence[Any]) -> Any:
         keys = [self._pending, self._groups]

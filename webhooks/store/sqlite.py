@@ -61,20 +61,14 @@ unless one is injected); key/value expiry is wall-clock time.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import os
-import queue
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from webhooks.store.base import (
     DEBOUNCE_MAX_DELAY,
@@ -83,25 +77,18 @@ from webhooks.store.base import (
     DeadLetter,
     Delivery,
     Job,
-    StoreUnavailable,
     check_namespace,
     group_of,
 )
+from webhooks.store.sqlite_thread import SqliteThread, _unavailable
 
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Upper bound of queued calls the thread takes in one round (keeps replies flowing).
-_MAX_BATCH = 256
-#: How long the SQLite thread waits for more accepts once it has seen them arrive
-#: together; a fraction of a commit (which fsyncs), so waiting pays for itself.
-_GATHER_SECONDS = 0.0005
 #: Rows per INSERT statement: 8 parameters each stays far below SQLite's limit
 #: of 32766 (https://www.sqlite.org/limits.html#max_variable_number).
 _ROWS_PER_INSERT = 500
-#: Expired dedupe ids and key/value rows are deleted at most this often.
-_PRUNE_EVERY = 60.0
 
 #: ``PRAGMA user_version`` of the current layout; 0 or 1 is the layout before
 #: debouncing and fairness, upgraded in place by :func:`_migrate`.
@@ -260,47 +247,132 @@ LIMIT 1
 """
 
 
-def _unavailable(error: BaseException) -> StoreUnavailable:
-    if isinstance(error, StoreUnavailable):
-        return error
-    return StoreUnavailable(f"sqlite: {type(error).__name__}: {error}")
+def _insert(
+    conn: sqlite3.Connection,
+    deliveries: list[Delivery],
+    *,
+    now: float,
+    debounce: float,
+    max_delay: float,
+) -> list[bool | BaseException]:
+    """Insert the batch in as few SQLite calls as possible.
 
-
-def _is_outage(error: BaseException) -> bool:
-    """Locked, I/O, disk full, read-only, corrupt: the store cannot serve, not a bug here."""
-    if isinstance(
-        error, sqlite3.ProgrammingError | sqlite3.IntegrityError | sqlite3.InterfaceError
-    ):
-        return False
-    return isinstance(error, StoreUnavailable | sqlite3.Error | OSError)
-
-
-@dataclass(slots=True)
-class _Call:
-    """One unit of work for the SQLite thread: a function, or a batch of accepts."""
-
-    fn: Callable[[sqlite3.Connection], Any] | None
-    deliveries: list[Delivery] | None
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-
-
-#: A call, its result and the exception it raised (None when it returned).
-_Outcome = tuple[_Call, Any, BaseException | None]
-
-
-def _settle(outcomes: list[_Outcome]) -> None:
-    """Runs on the event loop: hand each waiting coroutine its result."""
-    for call, result, error in outcomes:
-        if call.future.done():  # the awaiting coroutine was cancelled
+    Each call releases and re-acquires the GIL, and under load the event loop
+    keeps it for up to ``sys.getswitchinterval()`` (5 ms) at a time, so calls,
+    not rows, are what an accept waits for. One multi-row INSERT outside
+    BEGIN/COMMIT is its own transaction: it takes the write lock, runs the
+    triggers and commits (fsync) within a single call.
+    """
+    dedupe_until = now + DEDUPE_SECONDS
+    ready_after = now + debounce
+    ready_by = now + max(max_delay, debounce) if debounce else now
+    results: list[bool | BaseException] = []
+    for start in range(0, len(deliveries), _ROWS_PER_INSERT):
+        chunk = deliveries[start : start + _ROWS_PER_INSERT]
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        # A row whose id was seen within the dedupe window is not inserted (trigger).
+        cursor = conn.execute(
+            "INSERT INTO delivery (id, key, event, action, body, received_at,"  # noqa: S608
+            f" accepted_at, dedupe_until, grp, ready_after, ready_by) VALUES {rows}",
+            [
+                value
+                for d in chunk
+                for value in (
+                    d.id,
+                    d.key,
+                    d.event,
+                    d.action,
+                    d.body,
+                    d.received_at,
+                    now,
+                    dedupe_until,
+                    d.group,
+                    ready_after,
+                    ready_by,
+                )
+            ],
+        )
+        if cursor.rowcount == len(chunk):  # the usual case: no duplicates
+            results.extend([True] * len(chunk))
             continue
-        if error is not None:
-            call.future.set_exception(error)
-        else:
-            call.future.set_result(result)
+        # Which ones? The rows it inserted: AUTOINCREMENT gave them the consecutive
+        # seqs ending at lastrowid (the triggers' own inserts do not count:
+        # https://www.sqlite.org/c3ref/last_insert_rowid.html).
+        last = cursor.lastrowid or 0
+        (found,) = conn.execute(
+            "SELECT json_group_array(id) FROM delivery WHERE seq > ? AND seq <= ?",
+            (last - cursor.rowcount, last),
+        ).fetchone()
+        inserted = set(json.loads(found))
+        for delivery in chunk:
+            # a second copy of an id in the same batch is the duplicate
+            results.append(delivery.id in inserted)
+            inserted.discard(delivery.id)
+    return results
 
 
-class SqliteStore:
+class _Documents(SqliteThread):
+    """Small documents with an expiry, and named locks, beside the queue."""
+
+    _clock: Callable[[], float]
+
+    async def put(
+        self, namespace: str, key: str, value: bytes, *, ttl: float | None = None
+    ) -> None:
+        check_namespace(namespace)
+
+        def run(conn: sqlite3.Connection) -> None:
+            expires = None if ttl is None else time.time() + ttl
+            with self._write(conn):
+                conn.execute(
+                    "INSERT INTO kv (namespace, key, value, expires) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (namespace, key) DO UPDATE"
+                    " SET value = excluded.value, expires = excluded.expires",
+                    (namespace, key, value, expires),
+                )
+
+        await self._submit(run)
+
+    async def get(self, namespace: str, key: str) -> bytes | None:
+        check_namespace(namespace)
+
+        def run(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT value FROM kv WHERE namespace = ? AND key = ?"
+                " AND (expires IS NULL OR expires > ?)",
+                (namespace, key, time.time()),
+            ).fetchone()
+            return None if row is None else bytes(row[0])
+
+        return await self._submit(run)
+
+    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            now = self._clock()
+            with self._write(conn):
+                row = conn.execute(
+                    "SELECT owner, until FROM lock WHERE name = ?", (name,)
+                ).fetchone()
+                if row is not None and row[0] != owner and float(row[1]) > now:
+                    return False
+                conn.execute(
+                    "INSERT INTO lock (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name)"
+                    " DO UPDATE SET owner = excluded.owner, until = excluded.until",
+                    (name, owner, now + ttl),
+                )
+                return True
+
+        return await self._submit(run)
+
+    async def unlock(self, name: str, *, owner: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with self._write(conn):
+                conn.execute("DELETE FROM lock WHERE name = ? AND owner = ?", (name, owner))
+
+        await self._submit(run)
+
+
+class SqliteStore(_Documents):
     """:class:`webhooks.store.base.Store` on a SQLite file; create with :meth:`open`."""
 
     def __init__(
@@ -314,18 +386,10 @@ class SqliteStore:
     ) -> None:
         if debounce_seconds < 0 or max_delay < 0:
             raise ValueError("debounce_seconds and max_delay must not be negative")
-        self._path = path
+        super().__init__(path, busy_timeout=busy_timeout)
         self._clock = clock
         self._debounce = debounce_seconds
         self._max_delay = max_delay
-        self._busy_ms = int(busy_timeout * 1000)
-        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="merge-gate-sqlite", daemon=True)
-        self._conn: sqlite3.Connection | None = None
-        self._identity: tuple[int, int] | None = None
-        self._closed = False
-        self._last_prune = 0.0
-        self._concurrent = False
         self._accepts: Batcher[Delivery, bool] = Batcher(self._accept_many)
 
     @classmethod
@@ -362,214 +426,18 @@ class SqliteStore:
             raise
         return store
 
-    # -- the thread -----------------------------------------------------------------
+    # -- the tables -------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            calls, stop = self._gather(first)
-            self._dispatch(calls)
-            if stop:
-                break
-            self._maybe_prune()
-        self._shutdown()
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        for statement in _TABLES:
+            conn.execute(statement)
+        _migrate(conn)
+        for statement in _LOGIC:
+            conn.execute(statement)
 
-    def _gather(self, first: _Call) -> tuple[list[_Call], bool]:
-        """The calls to run together, and whether close() was requested.
-
-        Under concurrent accepts (the last batch held several) wait up to
-        ``_GATHER_SECONDS`` for more: one commit then acknowledges them all. A lone
-        caller never waits.
-        """
-        calls = [first]
-        deadline = time.monotonic() + _GATHER_SECONDS if self._concurrent else 0.0
-        while len(calls) < _MAX_BATCH:
-            try:
-                remaining = deadline - time.monotonic()
-                if remaining > 0:
-                    nxt = self._queue.get(timeout=remaining)
-                else:
-                    nxt = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is None:
-                return calls, True
-            calls.append(nxt)
-        accepts = sum(len(call.deliveries or ()) for call in calls)
-        self._concurrent = accepts > 1
-        return calls, False
-
-    def _dispatch(self, calls: list[_Call]) -> None:
-        # Order is kept; neighbouring accepts share INSERT statements.
-        outcomes: list[_Outcome] = []
-        i = 0
-        while i < len(calls):
-            if calls[i].deliveries is None:
-                outcomes.append(self._run_one(calls[i]))
-                i += 1
-                continue
-            j = i
-            while j < len(calls) and calls[j].deliveries is not None:
-                j += 1
-            outcomes.extend(self._run_accepts(calls[i:j]))
-            i = j
-        self._reply(outcomes)
-
-    def _run_one(self, call: _Call) -> _Outcome:
-        assert call.fn is not None
-        try:
-            return (call, call.fn(self._connection()), None)
-        except BaseException as error:
-            return (call, None, _unavailable(error) if _is_outage(error) else error)
-
-    def _run_accepts(self, calls: Sequence[_Call]) -> list[_Outcome]:
-        """The accepts of several calls together; each call's result lists one per delivery."""
-        deliveries = [delivery for call in calls for delivery in call.deliveries or ()]
-        try:
-            conn = self._connection()
-            try:
-                results = self._accept_batch(conn, deliveries)
-            except Exception as error:
-                if _is_outage(error) or len(deliveries) == 1:
-                    raise
-                # one malformed delivery must not fail its neighbours: one transaction each
-                results = [self._accept_alone(conn, delivery) for delivery in deliveries]
-        except BaseException as error:
-            failure = _unavailable(error) if _is_outage(error) else error
-            return [(call, None, failure) for call in calls]
-        outcomes: list[_Outcome] = []
-        start = 0
-        for call in calls:
-            count = len(call.deliveries or ())
-            outcomes.append((call, results[start : start + count], None))
-            start += count
-        return outcomes
-
-    def _accept_alone(self, conn: sqlite3.Connection, delivery: Delivery) -> bool | BaseException:
-        try:
-            return self._accept_batch(conn, [delivery])[0]
-        except Exception as error:
-            if _is_outage(error):
-                raise
-            return error
-
-    @staticmethod
-    def _reply(outcomes: list[_Outcome]) -> None:
-        # One wake-up per event loop and batch, not one per call.
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        for outcome in outcomes:
-            by_loop.setdefault(outcome[0].loop, []).append(outcome)
-        for loop, batch in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # the loop is gone; nobody is waiting
-                loop.call_soon_threadsafe(_settle, batch)
-
-    def _shutdown(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
-        # Whatever raced with close() gets an answer instead of hanging.
-        while True:
-            try:
-                call = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if call is not None:
-                self._reply([(call, None, StoreUnavailable("sqlite: store is closed"))])
-
-    def _maybe_prune(self) -> None:
-        wall = time.time()
-        if wall - self._last_prune < _PRUNE_EVERY or self._conn is None:
-            return
-        self._last_prune = wall
-        try:
-            with self._write(self._conn):
-                self._conn.execute("DELETE FROM seen WHERE expires <= ?", (self._clock(),))
-                self._conn.execute("DELETE FROM kv WHERE expires <= ?", (wall,))
-        except (sqlite3.Error, StoreUnavailable) as error:
-            _log.warning("sqlite store: pruning expired rows failed: %s", error)
-
-    # -- plumbing ---------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; we issue BEGIN IMMEDIATE ourselves.
-        conn = sqlite3.connect(self._path, isolation_level=None, timeout=self._busy_ms / 1000)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreUnavailable(f"sqlite: cannot enable WAL (journal_mode={mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _TABLES:
-                    conn.execute(statement)
-                _migrate(conn)
-                for statement in _LOGIC:
-                    conn.execute(statement)
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-        except BaseException:
-            conn.close()
-            raise
-        stat = os.stat(self._path)
-        self._identity = (stat.st_dev, stat.st_ino)
-        return conn
-
-    def _connection(self) -> sqlite3.Connection:
-        # Connecting lazily on the thread: sqlite3 connections stay on their thread,
-        # and a store opened while the disk is unavailable recovers once it is back.
-        if self._conn is None:
-            self._conn = self._connect()
-        return self._conn
-
-    def _check_file(self) -> None:
-        """Refuse to write into a database file that was deleted or replaced.
-
-        An open descriptor keeps writing to an unlinked file, so without this a
-        removed data directory would swallow every "accepted" delivery.
-        """
-        try:
-            stat = os.stat(self._path)
-        except OSError as error:
-            raise StoreUnavailable(f"sqlite: database file is gone: {error}") from error
-        if (stat.st_dev, stat.st_ino) != self._identity:
-            raise StoreUnavailable("sqlite: database file was replaced while open")
-
-    @contextlib.contextmanager
-    def _write(self, conn: sqlite3.Connection) -> Iterator[None]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._check_file()
-            yield
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                # a failed ROLLBACK must not hide the error that caused it
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
-
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise StoreUnavailable("sqlite: store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Call(fn=fn, deliveries=None, loop=loop, future=future))
-        return await future
-
-    async def _accept_many(self, deliveries: list[Delivery]) -> list[bool | BaseException]:
-        if self._closed:
-            raise StoreUnavailable("sqlite: store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[bool | BaseException]] = loop.create_future()
-        self._queue.put(_Call(fn=None, deliveries=deliveries, loop=loop, future=future))
-        return await future
+    def _prune(self, conn: sqlite3.Connection, *, wall: float) -> None:
+        conn.execute("DELETE FROM seen WHERE expires <= ?", (self._clock(),))
+        conn.execute("DELETE FROM kv WHERE expires <= ?", (wall,))
 
     # -- Store ------------------------------------------------------------------------
 
@@ -581,62 +449,14 @@ class SqliteStore:
     def _accept_batch(
         self, conn: sqlite3.Connection, deliveries: list[Delivery]
     ) -> list[bool | BaseException]:
-        """Insert the batch in as few SQLite calls as possible.
-
-        Each call releases and re-acquires the GIL, and under load the event loop
-        keeps it for up to ``sys.getswitchinterval()`` (5 ms) at a time, so calls,
-        not rows, are what an accept waits for. One multi-row INSERT outside
-        BEGIN/COMMIT is its own transaction: it takes the write lock, runs the
-        triggers and commits (fsync) within a single call.
-        """
-        now = self._clock()
-        dedupe_until = now + DEDUPE_SECONDS
-        ready_after = now + self._debounce
-        ready_by = now + max(self._max_delay, self._debounce) if self._debounce else now
-        results: list[bool | BaseException] = []
         self._check_file()
-        for start in range(0, len(deliveries), _ROWS_PER_INSERT):
-            chunk = deliveries[start : start + _ROWS_PER_INSERT]
-            rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
-            # A row whose id was seen within the dedupe window is not inserted (trigger).
-            cursor = conn.execute(
-                "INSERT INTO delivery (id, key, event, action, body, received_at,"  # noqa: S608
-                f" accepted_at, dedupe_until, grp, ready_after, ready_by) VALUES {rows}",
-                [
-                    value
-                    for d in chunk
-                    for value in (
-                        d.id,
-                        d.key,
-                        d.event,
-                        d.action,
-                        d.body,
-                        d.received_at,
-                        now,
-                        dedupe_until,
-                        d.group,
-                        ready_after,
-                        ready_by,
-                    )
-                ],
-            )
-            if cursor.rowcount == len(chunk):  # the usual case: no duplicates
-                results.extend([True] * len(chunk))
-                continue
-            # Which ones? The rows it inserted: AUTOINCREMENT gave them the consecutive
-            # seqs ending at lastrowid (the triggers' own inserts do not count:
-            # https://www.sqlite.org/c3ref/last_insert_rowid.html).
-            last = cursor.lastrowid or 0
-            (found,) = conn.execute(
-                "SELECT json_group_array(id) FROM delivery WHERE seq > ? AND seq <= ?",
-                (last - cursor.rowcount, last),
-            ).fetchone()
-            inserted = set(json.loads(found))
-            for delivery in chunk:
-                # a second copy of an id in the same batch is the duplicate
-                results.append(delivery.id in inserted)
-                inserted.discard(delivery.id)
-        return results
+        return _insert(
+            conn,
+            deliveries,
+            now=self._clock(),
+            debounce=self._debounce,
+            max_delay=self._max_delay,
+        )
 
     async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
@@ -843,72 +663,9 @@ class SqliteStore:
         oldest = await self._submit(run)
         return 0.0 if oldest is None else max(0.0, now - oldest)
 
-    async def put(
-        self, namespace: str, key: str, value: bytes, *, ttl: float | None = None
-    ) -> None:
-        check_namespace(namespace)
-
-        def run(conn: sqlite3.Connection) -> None:
-            expires = None if ttl is None else time.time() + ttl
-            with self._write(conn):
-                conn.execute(
-                    "INSERT INTO kv (namespace, key, value, expires) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (namespace, key) DO UPDATE"
-                    " SET value = excluded.value, expires = excluded.expires",
-                    (namespace, key, value, expires),
-                )
-
-        await self._submit(run)
-
-    async def get(self, namespace: str, key: str) -> bytes | None:
-        check_namespace(namespace)
-
-        def run(conn: sqlite3.Connection) -> bytes | None:
-            row = conn.execute(
-                "SELECT value FROM kv WHERE namespace = ? AND key = ?"
-                " AND (expires IS NULL OR expires > ?)",
-                (namespace, key, time.time()),
-            ).fetchone()
-            return None if row is None else bytes(row[0])
-
-        return await self._submit(run)
-
-    async def lock(self, name: str, *, owner: str, ttl: float) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
-            now = self._clock()
-            with self._write(conn):
-                row = conn.execute(
-                    "SELECT owner, until FROM lock WHERE name = ?", (name,)
-                ).fetchone()
-                if row is not None and row[0] != owner and float(row[1]) > now:
-                    return False
-                conn.execute(
-                    "INSERT INTO lock (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name)"
-                    " DO UPDATE SET owner = excluded.owner, until = excluded.until",
-                    (name, owner, now + ttl),
-                )
-                return True
-
-        return await self._submit(run)
-
-    async def unlock(self, name: str, *, owner: str) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            with self._write(conn):
-                conn.execute("DELETE FROM lock WHERE name = ? AND owner = ?", (name, owner))
-
-        await self._submit(run)
-
     async def ping(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
             self._check_file()
             conn.execute("SELECT 1 FROM job_key LIMIT 1").fetchall()
 
         await self._submit(run)
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        if self._thread.is_alive():
-            await asyncio.to_thread(self._thread.join)

@@ -13,6 +13,7 @@ from tests.fakegithub.endpoints import (
     orgs,
     pulls,
     rules,
+    users,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "orgs",
     "pulls",
     "rules",
+    "users",
 ]

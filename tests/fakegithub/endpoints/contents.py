@@ -11,7 +11,7 @@ from tests.fakegithub.routing import Ctx, Reply, not_found, route
 RAW_MEDIA_TYPES = ("application/vnd.github.raw", "application/vnd.github.v3.raw")
 
 
-@route("GET", "/repos/{owner}/{repo}")
+@route("GET", "/repos/{owner}/{repo}", auth="installation_or_user")
 def get_repo(ctx: Ctx) -> Reply:
     return Reply(body=payloads.repo_json(ctx.api, ctx.state, ctx.repo(), schema="full-repository"))
 

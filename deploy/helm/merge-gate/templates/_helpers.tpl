@@ -32,7 +32,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "merge-gate.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $repository := required "image.repository is required: build deploy/Dockerfile and push it to a registry you control, then set image.repository (docs/operations.md)" .Values.image.repository -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "merge-gate.claimName" -}}
+{{- default (printf "%s-data" (include "merge-gate.fullname" .)) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/* Pod annotations telling Prometheus where this pod's /metrics is. */}}
+{{- define "merge-gate.scrapeAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ . | quote }}
+prometheus.io/path: /metrics
 {{- end }}
 
 {{- define "merge-gate.secretName" -}}
@@ -56,6 +68,15 @@ app.kubernetes.io/component: {{ .component }}
     secretKeyRef:
       name: {{ include "merge-gate.secretName" . }}
       key: webhook-secret
+{{- if .Values.github.clientId }}
+- name: GATE_GITHUB_CLIENT_ID
+  value: {{ .Values.github.clientId | quote }}
+- name: GATE_GITHUB_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "merge-gate.secretName" . }}
+      key: oauth-client-secret
+{{- end }}
 {{- if .Values.secret.hasSigningKey }}
 - name: GATE_SIGNING_KEY_FILE
   value: /etc/merge-gate/signing-key.pem
@@ -109,6 +130,20 @@ containers:
       periodSeconds: 5
       timeoutSeconds: 3
       failureThreshold: 2
+    {{- else }}
+    {{- /* The worker: /metrics and /healthz (fails once a worker task died) on their own port. */}}
+    ports:
+      - name: metrics
+        containerPort: {{ $root.Values.metrics.workerPort }}
+        protocol: TCP
+    livenessProbe:
+      httpGet:
+        path: /healthz
+        port: metrics
+      initialDelaySeconds: 5
+      periodSeconds: 10
+      timeoutSeconds: 3
+      failureThreshold: 3
     {{- end }}
     resources:
       {{- toYaml .values.resources | nindent 6 }}
@@ -134,15 +169,11 @@ volumes:
         - key: signing-key.pem
           path: signing-key.pem
         {{- end }}
-  # The data dir (GATE_DATA_DIR): the audit checkpoint log and generated keys.
-  # emptyDir unless persistence.existingClaim names a ReadWriteMany claim.
+  # The data dir (GATE_DATA_DIR): the audit checkpoint log and generated keys,
+  # always on a claim so they outlive the pod (persistence in values.yaml).
   - name: data
-    {{- if $root.Values.persistence.existingClaim }}
     persistentVolumeClaim:
-      claimName: {{ $root.Values.persistence.existingClaim }}
-    {{- else }}
-    emptyDir: {}
-    {{- end }}
+      claimName: {{ include "merge-gate.claimName" $root }}
   - name: tmp
     emptyDir:
       medium: Memory
