@@ -208,3 +208,39 @@ def test_trace_reads_a_redis_deployment_with_the_services_settings(
         keys = list(client.scan_iter(f"*{prefix}*"))
         if keys:
             client.delete(*keys)
+
+
+def test_trace_shows_the_agents_own_hook_events(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from webhooks import agent_tokens
+
+    token, _ = world.svc.call(
+        lambda s: agent_tokens.issue(s.store, agent=AGENT, now=datetime.now(UTC))
+    )
+    event = {
+        "decision": "deny",
+        "session": "s-hook-1",
+        "tool": "Write",
+        "repo": world.repo,
+        "paths": [".github/workflows/release.yml"],
+        "reason": "CI workflows are outside an agent's scope",
+    }
+    answer = world.svc.http.post(
+        f"{world.svc.url}/api/agent-events",
+        json={"events": [event]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 200, answer.text
+    checkpoint(world.svc)
+    code, out, err = gate(world.svc, capsys, "trace", "--session", "s-hook-1", "--format", "jsonl")
+    assert code == 0, err
+    [row] = [json.loads(line) for line in out.splitlines()]
+    assert (row["kind"], row["conclusion"], row["agent"]) == ("agent_action", "deny", AGENT)
+    assert row["verified"] is True
+    code, out, _ = gate(
+        world.svc, capsys, "trace", "--path", ".github/workflows/**", "--format", "jsonl"
+    )
+    assert "s-hook-1" in out

@@ -8,9 +8,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gate import trace
-from gate.auditlog import GENESIS_PREV, KINDS, entry_hash, format_time, make_entry
+from gate.auditlog import GENESIS_PREV, entry_hash, make_entry
 from gate.checkpoint import Checkpoint, sign_checkpoint
-from gate.dsse import canonical_json
 from gate.merkle import leaf_hash, root_hash
 
 KEY = Ed25519PrivateKey.generate()
@@ -22,11 +21,7 @@ def log(*fields: tuple[str, dict[str, object]]) -> list[bytes]:
     entries: list[bytes] = []
     prev = GENESIS_PREV
     for seq, (kind, values) in enumerate(fields):
-        if kind in KINDS:
-            entry = make_entry(seq=seq, time=WHEN, kind=kind, prev=prev, fields=values)
-        else:  # written by a newer service (agent hook events): the trace reads any kind
-            when = format_time(WHEN)
-            entry = canonical_json({**values, "seq": seq, "time": when, "kind": kind, "prev": prev})
+        entry = make_entry(seq=seq, time=WHEN, kind=kind, prev=prev, fields=values)
         entries.append(entry)
         prev = entry_hash(entry)
     return entries
@@ -55,7 +50,7 @@ EVALUATION = {
         }
     ],
 }
-#: An agent-side hook event, as forwarded agent events are logged.
+#: An agent-side hook event, as the service logs forwarded ``gate hook`` decisions.
 HOOK = {
     "agent": True,
     "author": "devin-ai-integration[bot]",
