@@ -38,6 +38,8 @@ def conclusion(decision: Decision) -> str:
 
 
 def title(decision: Decision) -> str:
+    if decision.override is not None:
+        return f"Override by @{decision.override.by} (break-glass): {decision.override.reason}"
     if decision.would_block:
         return "Would block (advisory mode): " + _title(decision)
     return _title(decision)

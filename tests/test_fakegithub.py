@@ -135,6 +135,7 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
     fake.add_manifest_code("code1")
     run = fake.add_check_run(REPO, pull.head_sha, "ci", app_id=fake.app_id)
     inst = fake.installation_id_for(REPO)
+    fake.installations[inst].permissions.update(issues="write", actions="read")
     app = {"Authorization": f"Bearer {fake.app_jwt()}"}
     tok = {"Authorization": f"token {token}"}
     user_token = fake.oauth.issue("alice", fake.apps[fake.app_id].client_id)
@@ -187,6 +188,9 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
         ("GET", f"/repos/{REPO}/rules/branches/main", tok, None),
         ("GET", f"/repos/{REPO}/rulesets", tok, None),
         ("GET", f"/repos/{REPO}/rulesets/{rid}", tok, None),
+        ("POST", f"/repos/{REPO}/issues/1/comments", tok, {"body": "hello"}),
+        ("POST", f"/repos/{REPO}/issues", tok, {"title": "review", "body": "b"}),
+        ("GET", f"/repos/{REPO}/actions/permissions/workflow", tok, None),
         ("GET", "/user", user, None),
     ]
     with httpx.Client(base_url=fake.base_url) as c:
@@ -837,6 +841,7 @@ def test_examples_are_fresh_copies_with_patchable_fields() -> None:
         "merge_group",
         "pull_request",
         "pull_request_review",
+        "issue_comment",
     }
     a = deliveries.example("pull_request", "opened")
     a["number"] = -1

@@ -96,6 +96,9 @@ def create_app(service: Service) -> Starlette:
             return _answer(202, "ignored: merge-gate does not act on this event")
         try:
             route = events.route(event, payload, action=action)
+        except events.NotACommand:
+            metrics.deliveries.labels(event=_label(event), result="ignored").inc()
+            return _answer(202, "ignored: not a merge-gate command")
         except (events.MalformedPayload, ValueError, TypeError) as error:
             metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, f"malformed {event} payload: {error}")

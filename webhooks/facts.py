@@ -18,10 +18,19 @@ from typing import Any
 import httpx
 
 from gate.decide import Config
+from gate.delegation import trailers
 from gate.detectors.manifests import Package
 from gate.engine import Needs
-from gate.model import Confirmation, Contents, PullSnapshot, ScanResult, ScanStatus, Teams
-from webhooks.events import PullChanged, RolloutConfirmed
+from gate.model import (
+    Confirmation,
+    Contents,
+    OverrideRequest,
+    PullSnapshot,
+    ScanResult,
+    ScanStatus,
+    Teams,
+)
+from webhooks.events import OverrideRequested, PullChanged, RolloutConfirmed
 from webhooks.reader import read_contents, read_snapshot
 from webhooks.service import Service
 from webhooks.supplychain import scan_packages
@@ -109,6 +118,35 @@ async def confirmations(service: Service, *, repo: str, head: str) -> tuple[Conf
     return tuple(Confirmation(**entry) for entry in known)
 
 
+async def record_override(service: Service, intent: OverrideRequested, *, head_sha: str) -> None:
+    """Remember an override request for the head it was made on (break-glass).
+
+    Whether it counts is :mod:`gate.override`'s question, asked at every evaluation
+    from the base branch's policy; a new head needs a new override.
+    """
+    key = f"{intent.repo}#{intent.number}"
+    known: list[dict[str, object]] = json.loads((await service.store.get("override", key)) or b"[]")
+    if any(entry.get("comment_id") == intent.comment_id for entry in known if intent.comment_id):
+        return
+    known.append(
+        {
+            "user": intent.user,
+            "reason": intent.reason,
+            "head_sha": head_sha,
+            "at": service.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "comment_id": intent.comment_id,
+        }
+    )
+    await service.store.put(
+        "override", key, json.dumps(known[-20:]).encode(), ttl=_CONFIRMATIONS_TTL
+    )
+
+
+async def overrides(service: Service, *, repo: str, number: int) -> tuple[OverrideRequest, ...]:
+    known = json.loads((await service.store.get("override", f"{repo}#{number}")) or b"[]")
+    return tuple(OverrideRequest(**entry) for entry in known)
+
+
 class GitHubFacts:
     """Everything :func:`gate.decide.decide` reads about one open pull request."""
 
@@ -138,12 +176,24 @@ class GitHubFacts:
         snapshot = await read_snapshot(
             self._svc.gh, installation_id=self._installation, repo=self._repo, pull=self._pull
         )
-        confirmed, pushed = await asyncio.gather(
+        confirmed, pushed, overridden = await asyncio.gather(
             confirmations(self._svc, repo=self._repo, head=snapshot.head_sha),
             pushers(self._svc, repo=self._repo, number=snapshot.number),
+            overrides(self._svc, repo=self._repo, number=snapshot.number),
         )
+        body = self._pull.get("body")
+        assignees = self._pull.get("assignees") or []
         return dataclasses.replace(
-            snapshot, confirmations=confirmed, pushers=snapshot.pushers | pushed
+            snapshot,
+            confirmations=confirmed,
+            pushers=snapshot.pushers | pushed,
+            overrides=tuple(o for o in overridden if o.head_sha == snapshot.head_sha),
+            # The description's trailers (a coding agent's session and logs) and
+            # assignees (who handed the work over), for gate.delegation.
+            trailers=(*snapshot.trailers, *trailers(body if isinstance(body, str) else "")),
+            assignees=frozenset(
+                str(a["login"]) for a in assignees if isinstance(a, Mapping) and a.get("login")
+            ),
         )
 
     async def config(self, *, base_sha: str) -> Config:

@@ -240,9 +240,7 @@ class GitHubApp:
                     },
                 )
             except RateLimitExceeded as error:
-                self._count(
-                    method, route, error.response.status_code, error.response.headers
-                )
+                self._count(method, route, error.response.status_code, error.response.headers)
                 raise Backoff(
                     error.retry_after.total_seconds() or 60.0, "GitHub rate limit"
                 ) from None

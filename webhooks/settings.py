@@ -92,9 +92,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return value
 
-    @field_validator(
-        "github_api_url", "public_url", "osv_url", "pypi_url", "npm_url", "github_url"
-    )
+    @field_validator("github_api_url", "public_url", "osv_url", "pypi_url", "npm_url", "github_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None:

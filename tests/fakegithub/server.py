@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import Headers
 
-from tests.fakegithub import auth, endpoints, oauth, routing, spec
+from tests.fakegithub import auth, endpoints, graphql, oauth, routing, spec
 from tests.fakegithub.models import Call, Violation, ViolationKind
 from tests.fakegithub.routing import ApiError, Ctx, Reply
 from tests.fakegithub.state import GitHubState
@@ -174,8 +174,12 @@ class FakeGitHub(GitHubState):
             # github.com's web flow, not the REST API: no description to check it against.
             with self.lock:
                 status, headers, body = oauth.answer(
-                    self.oauth, req.method, inc.path, req.target.partition("?")[2],
-                    req.headers, req.body,
+                    self.oauth,
+                    req.method,
+                    inc.path,
+                    req.target.partition("?")[2],
+                    req.headers,
+                    req.body,
                 )
             resp = RawResponse(status, body, headers)
         else:
@@ -200,6 +204,8 @@ class FakeGitHub(GitHubState):
         if inc.bad_json:
             self._violate(inc, "Problems parsing JSON")
             return _error(ApiError(400, "Problems parsing JSON"))
+        if req.method == "POST" and inc.path in ("/graphql", "/api/graphql"):
+            return self._graphql(inc)
         ctx = Ctx(
             state=self,
             api=self.base_url,
@@ -264,6 +270,25 @@ class FakeGitHub(GitHubState):
                 # Conditional hits are free on GitHub: no rate-limit cost.
                 return RawResponse(304, b"", {"ETag": etag})
         return self._count(resp)
+
+    def _graphql(self, inc: _Incoming) -> RawResponse:
+        """GitHub's GraphQL endpoint, for personal tokens (see :mod:`.graphql`)."""
+        scheme, _, credential = inc.req.headers.get("authorization", "").partition(" ")
+        with self.lock:
+            viewer = self.user_tokens.get(credential.strip())
+        if scheme.lower() not in ("bearer", "token") or viewer is None:
+            return _error(ApiError(401, "Bad credentials"))
+        body = inc.json if isinstance(inc.json, dict) else {}
+        query, variables = body.get("query"), body.get("variables")
+        problem = graphql.invalid(query, variables)
+        if problem is not None:
+            self._violate(inc, f"GraphQL request GitHub's schema rejects: {problem}")
+            return _encode(Reply(body={"errors": [{"message": problem}]}))
+        with self.lock:
+            answer = graphql.execute(
+                self, self.base_url, viewer=viewer, query=str(query), variables=variables
+            )
+        return self._count(_encode(Reply(body=answer)))
 
     # -------------------------------------------------------------- helpers
 

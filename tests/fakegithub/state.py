@@ -24,6 +24,8 @@ from tests.fakegithub.models import (
     CheckRun,
     Delivery,
     Installation,
+    Issue,
+    IssueComment,
     PRCommit,
     PRFile,
     Pull,
@@ -116,6 +118,10 @@ class GitHubState:
             self.users: dict[str, User] = {}
             self.revoked_tokens: set[str] = set()
             self.faults: list[Fault] = []
+            self.comments: list[IssueComment] = []
+            #: Personal access tokens: token -> the user's login.
+            self.user_tokens: dict[str, str] = {}
+            self.issues: list[Issue] = []
             #: The OAuth web flow (``tests/fakegithub/oauth.py``): clients, sign-in, tokens.
             self.oauth = OAuthState()
 
@@ -128,6 +134,8 @@ class GitHubState:
             self._installation_ids = _Counter(1_000)
             self._ruleset_ids = _Counter(10)
             self._delivery_ids = _Counter(90_000_000_000)
+            self._comment_ids = _Counter(700_000)
+            self._issue_ids = _Counter(800_000)
 
             self.register_app(DEFAULT_APP_ID)
 
@@ -385,6 +393,7 @@ class GitHubState:
         body: str | None = "",
         state: str = "open",
         author_association: str = "CONTRIBUTOR",
+        assignees: Iterable[str] = (),
     ) -> Pull:
         """An open pull request into ``repo``.
 
@@ -433,7 +442,10 @@ class GitHubState:
                 author_association=author_association,
                 created_at=iso(),
                 updated_at=iso(),
+                assignees=list(assignees),
             )
+            for login in pull.assignees:
+                self.user(login)
             self.pulls[(r.full_name.lower(), number)] = pull
             return pull
 
@@ -477,6 +489,43 @@ class GitHubState:
                 )
             pull.updated_at = iso()
             return pull
+
+    def merge(self, repo: str, number: int, *, by: str, merge_commit_sha: str) -> Pull:
+        """The pull request merged by ``by`` as ``merge_commit_sha`` into its base."""
+        with self.lock:
+            pull = self.pull(repo, number)
+            self.user(by)
+            pull.state, pull.merged = "closed", True
+            pull.merged_by, pull.merge_commit_sha = by, merge_commit_sha
+            self.repo(pull.repo).branches[pull.base_ref] = merge_commit_sha
+            pull.updated_at = iso()
+            return pull
+
+    def add_user_token(self, login: str) -> str:
+        """A personal access token of ``login`` (what an operator's GITHUB_TOKEN is)."""
+        with self.lock:
+            self.user(login)
+            token = "ghp_" + fake_sha("user-token", login, len(self.user_tokens))[:36]
+            self.user_tokens[token] = login
+            return token
+
+    def add_comment(
+        self, repo: str, number: int, *, user: str, body: str, user_type: str = "User"
+    ) -> IssueComment:
+        """A comment on issue or pull request ``number`` (the conversation, not a review)."""
+        with self.lock:
+            self.user(user, user_type)
+            comment = IssueComment(
+                id=self._comment_ids(),
+                repo=self.repo(repo).full_name,
+                number=number,
+                user=user,
+                user_type=user_type,
+                body=body,
+                created_at=iso(),
+            )
+            self.comments.append(comment)
+            return comment
 
     def set_compare(
         self,
