@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gate.statement import verify_record
-from tests.fakegithub.models import PRFile
+from tests.fakegithub.models import PRCommit, PRFile
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import RunningService, running, settings_env
 from tests.world import World, patch, sha
@@ -120,3 +120,12 @@ def test_a_human_pull_request_names_no_delegate(world: World) -> None:
     )
     run = world.run(sha(6401))
     assert "delegation" not in predicate(world, run)
+
+
+def test_a_requested_by_trailer_in_a_commit_message_counts_too(world: World) -> None:
+    message = "Fix the session check\n\nRequested-by: @sec1\n"
+    commits = [PRCommit(sha(6301), message=message, author_login="devin-ai-integration[bot]")]
+    world.open(63, [PRFile("app/auth/z.py", patch=patch())], head=sha(6301), commits=commits)
+    run = approve(world, 63, sha(6301), "sec1")
+    assert run.conclusion == "action_required"
+    assert [d["login"] for d in predicate(world, run)["delegation"]] == ["sec1"]
