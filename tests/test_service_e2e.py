@@ -649,3 +649,31 @@ def test_a_3000_file_summary_lists_gated_files_and_collapses_the_rest(world: Wor
     assert run.summary.index("app/auth/0.py", table) < run.summary.index("<details>", table)
     assert "2989 file(s) in tier low (CI only)" in run.summary
     assert "and 2789 more" in run.summary
+
+
+def test_a_1000_file_record_is_never_cut_and_verifies_offline_from_its_link(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webhooks.main import main
+
+    head = sha(9201)
+    files = [PRFile(f"app/auth/module_{i}.py", patch=patch()) for i in range(1000)]
+    world.open(92, files, head=head)
+    run = world.run(head, "action_required")
+    assert len(run.text) <= 65535
+    assert "too large for a check run" in run.text
+    record_url = f"{run.details_url}/record"
+    assert record_url in run.text
+    capsys.readouterr()
+    served = record_url.replace("http://merge-gate.test", world.svc.url)  # the public URL here
+    code = main(
+        [
+            "verify",
+            served,
+            "--jwks",
+            f"{world.svc.url}/.well-known/jwks.json",
+            "--expect-commit",
+            head,
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
