@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 import traceback
@@ -225,16 +226,16 @@ class FakeGitHub(GitHubState):
 
         # 3. Faults and the primary rate limit.
         injected = self._injected_fault()
-        if injected is not None:
-            return injected
-        chaos = self.chaos_fault(inc.route.operation)
-        if chaos == "timeout":
+        chaos = self.chaos_fault(inc.route.operation) if injected is None else None
+        if chaos == "timeout" or (injected is not None and injected.drop):
             # The request takes effect; its answer never arrives.
             self._proceed(inc, ctx)
             with self.lock:
-                hold = self.chaos_mode.hold if self.chaos_mode else 0.0
+                hold = self.chaos_mode.hold if chaos and self.chaos_mode else 0.0
             time.sleep(hold)
             return RawResponse(0, drop=True)
+        if injected is not None:
+            return injected
         if chaos is not None:
             return self._chaos_answer(chaos)
         return self._proceed(inc, ctx)
@@ -312,6 +313,8 @@ class FakeGitHub(GitHubState):
         return self._fault_answer(fault)
 
     def _fault_answer(self, fault: Fault) -> RawResponse:
+        if fault.drop:
+            return RawResponse(0, drop=True)
         if fault.retry_after is not None:
             rid = uuid.uuid4().hex[:16].upper()
             resp = _error(ApiError(403, SECONDARY_RATE_LIMIT_MESSAGE.format(rid=rid)))
@@ -411,6 +414,12 @@ class _Server(ThreadingHTTPServer):
     # Parallel clients open many connections at once; don't refuse them.
     request_queue_size = 128
     fake: FakeGitHub
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (a killed process) is not the fake's error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -52,6 +52,8 @@ def iso(ts: float | None = None) -> str:
 class Fault:
     status: int
     retry_after: int | None = None
+    #: A timeout: the request acts, its answer is dropped (see :class:`Chaos`).
+    drop: bool = False
 
 
 #: What :meth:`GitHubState.chaos` chooses among, with equal odds.
@@ -742,6 +744,11 @@ class GitHubState:
         """The next ``n`` valid requests are answered ``status`` (a 5xx, say)."""
         with self.lock:
             self.faults.extend(Fault(status) for _ in range(n))
+
+    def drop_next(self, n: int = 1) -> None:
+        """The next ``n`` valid requests act, then their connection closes unanswered."""
+        with self.lock:
+            self.faults.extend(Fault(0, drop=True) for _ in range(n))
 
     def secondary_rate_limit_next(self, n: int = 1, retry_after: int = 1) -> None:
         """The next ``n`` valid requests hit GitHub's secondary rate limit (403 + retry-after)."""
