@@ -56,6 +56,10 @@ async def _stop_workers(
     await asyncio.gather(*pending, return_exceptions=True)
 
 
+def _shutting_down(signum: int, frame: object) -> None:
+    """A signal uvicorn already acted on (it stopped serving); shutdown is under way."""
+
+
 async def _serve(args: argparse.Namespace, settings: Any) -> int:
     import uvicorn
 
@@ -81,6 +85,12 @@ async def _serve(args: argparse.Namespace, settings: Any) -> int:
         timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
+    # uvicorn catches SIGTERM/SIGINT while serving, then restores the handlers it
+    # found and raises the signal again: with the default ones that killed the
+    # process before the workers drained and the audit log wrote its final
+    # checkpoint. Found the handlers already taken, it re-raises into a no-op.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _shutting_down)
     try:
         tasks = await _workers(service, count, stop)
         await server.serve()
