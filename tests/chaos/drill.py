@@ -514,7 +514,7 @@ class Totals:
     wrong: list[str]
     #: PRs without a check run on their final head, or deliveries never acknowledged.
     lost: list[str]
-    #: Heads with more than one merge-gate check run.
+    #: Heads with more than one merge-gate check run; delivery ids accepted twice.
     duplicates: list[str]
     #: Check runs saying success on a head the engine blocks.
     unsafe: list[str]
@@ -698,6 +698,12 @@ def _totals(
         expected = world.expected.get((number, head)) if number is not None else None
         if "success" in conclusions and expected != "success":
             unsafe.append(f"#{number}@{head[-6:]}: success where the engine says {expected}")
+    # A delivery id accepted twice (202, not 200 "duplicate") got two effects.
+    duplicates += [
+        f"delivery {d} accepted {statuses.count(202)} times"
+        for d, statuses in sorted(sender.acked.items())
+        if statuses.count(202) > 1
+    ]
     all_ids = {s.delivery_id for b in world.batches for s in b.sends}
     lost += [f"delivery {d} never acknowledged" for d in sorted(all_ids - set(sender.acked))]
     lost += sender.failed

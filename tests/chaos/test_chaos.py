@@ -49,7 +49,7 @@ def test_two_receivers_two_workers_on_redis_survive_kills_faults_and_a_redis_res
     _report(totals, capsys)
     _holds(totals)
     assert totals.sends == 200
-    assert totals.kills >= 5
+    assert totals.kills >= 3  # one every 1.5-4.5 s for 18 s, less the Redis restart
     assert totals.redis_restarts == 1
     # While Redis was down the receivers answered 503, and took deliveries again after.
     assert totals.refused_and_resent.get("503", 0) > 0
