@@ -167,7 +167,7 @@ class Cluster:
             self.redis.kill()
 
 
-def _gate(*args: str) -> list[str]:
+def gate_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "webhooks", *args]
 
 
@@ -198,7 +198,7 @@ def cluster(fake: FakeGitHub, directory: Path, *, mode: str) -> Iterator[Cluster
 
     def receiver(name: str, *flags: str) -> None:
         port = free_port()
-        argv = _gate("serve", "--host", LOOPBACK, "--port", str(port), *flags)
+        argv = gate_argv("serve", "--host", LOOPBACK, "--port", str(port), *flags)
         slot = Slot(name, argv, env, directory / f"{name}.log", f"http://{LOOPBACK}:{port}")
         slots.append(slot)
         receivers.append(slot)
@@ -208,7 +208,9 @@ def cluster(fake: FakeGitHub, directory: Path, *, mode: str) -> Iterator[Cluster
         receiver("receiver-1", "--no-worker")
         receiver("receiver-2", "--no-worker")
         for i in (1, 2):
-            slots.append(Slot(f"worker-{i}", _gate("worker"), env, directory / f"worker-{i}.log"))
+            slots.append(
+                Slot(f"worker-{i}", gate_argv("worker"), env, directory / f"worker-{i}.log")
+            )
     else:
         receiver("serve")
     made = Cluster(slots, receivers, redis, data_dir, prefix, env)
@@ -645,7 +647,7 @@ def drill(
 
 
 def _audit_verify(made: Cluster) -> tuple[int, str]:
-    argv = _gate("audit", "verify", "--data-dir", str(made.data_dir))
+    argv = gate_argv("audit", "verify", "--data-dir", str(made.data_dir))
     if made.redis is not None:
         made.redis.start()  # stopped with the cluster; AOF brings the log back
         argv += ["--redis-url", made.redis.url, "--redis-prefix", f"{made.prefix}:audit"]

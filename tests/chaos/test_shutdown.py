@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from benchmarks.common import Scenario, sha
-from tests.chaos.drill import WEBHOOK_PATH, _gate, cluster
+from tests.chaos.drill import WEBHOOK_PATH, cluster, gate_argv
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import wait_for
 
@@ -31,7 +31,7 @@ def test_sigterm_lets_gate_serve_close_its_audit_log_with_a_checkpoint(
         # Killed by its own re-raised SIGTERM, it exited -15 before closing anything.
         assert serve.proc.returncode == 0
     verified = subprocess.run(
-        _gate("audit", "verify", "--data-dir", str(made.data_dir)),
+        gate_argv("audit", "verify", "--data-dir", str(made.data_dir)),
         env=made.env,
         capture_output=True,
         text=True,
