@@ -63,6 +63,11 @@ class Backoff(Exception):
         super().__init__(f"{reason}; retry in {retry_in:.0f}s")
 
 
+#: Methods a lost answer may be repeated for (RFC 9110 §9.2.2): the server ends in
+#: the same state. A check run's POST is not: repeated, it could create a second run.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
 def retry_decision(exc: GitHubException, count: int) -> RetryOption:
     """Retry briefly inside the request; anything longer becomes a ``Backoff``."""
     if count >= MAX_RETRIES:
@@ -70,20 +75,27 @@ def retry_decision(exc: GitHubException, count: int) -> RetryOption:
     if isinstance(exc, RateLimitExceeded):
         wait = exc.retry_after.total_seconds()
         return RetryOption(wait <= MAX_WAIT, timedelta(seconds=wait))
-    if isinstance(exc, RequestFailed) and exc.response.status_code >= 500:
-        return RetryOption(True, timedelta(seconds=min(0.2 * 2**count, MAX_WAIT)))
+    if isinstance(exc, RequestFailed):
+        if exc.response.status_code >= 500:
+            return RetryOption(True, timedelta(seconds=min(0.2 * 2**count, MAX_WAIT)))
+        return RetryOption(False)
+    if isinstance(exc, RequestError):
+        inner = exc.exc
+        if isinstance(inner, GitHubException):
+            # The installation token's own request failed (githubkit's auth flow
+            # wraps it): judged like any answer; a retry fetches the token again.
+            return retry_decision(inner, count)
+        if isinstance(inner, httpx.TransportError) and _method(inner) in IDEMPOTENT:
+            # A timeout or a dropped connection on a read: ask again, as for a 5xx.
+            return RetryOption(True, timedelta(seconds=min(0.2 * 2**count, MAX_WAIT)))
     return RetryOption(False)
 
 
-def _transient_wait(error: RequestError[Any], count: int) -> float | None:
-    """How long to wait before retrying a wrapped failure (the token's fetch), or None."""
-    failed = error.args[0] if error.args else None
-    if isinstance(failed, RateLimitExceeded):
-        wait = float(failed.retry_after.total_seconds())
-        return wait if wait <= MAX_WAIT else None
-    if isinstance(failed, RequestFailed) and failed.response.status_code >= 500:
-        return float(min(0.2 * 2**count, MAX_WAIT))
-    return None
+def _method(error: httpx.TransportError) -> str:
+    try:
+        return error.request.method
+    except RuntimeError:  # no request attached: nothing says a retry is safe
+        return ""
 
 
 class SharedTransport(httpx.AsyncBaseTransport):
@@ -222,10 +234,7 @@ class GitHubApp:
         route: str,
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
-        token_failures = 0
-        attempt = 0
-        while attempt < 2:
-            attempt += 1
+        for attempt in (1, 2):
             client = self._client(installation_id)
             try:
                 response = await client.arequest(
@@ -257,15 +266,6 @@ class GitHubApp:
                     raise NotFound(status, message) from None
                 raise GitHubError(status, message) from None
             except RequestError as error:
-                # Fetching the installation token happens inside the request; a 5xx
-                # there arrives wrapped, past githubkit's own retries: retry it
-                # briefly here too, like any other call, before backing off.
-                wait = _transient_wait(error, token_failures)
-                if wait is not None and token_failures < MAX_RETRIES:
-                    token_failures += 1
-                    attempt -= 1
-                    await asyncio.sleep(wait)
-                    continue
                 raise Backoff(10.0, f"cannot reach GitHub: {error}") from None
             self._count(method, route, response.status_code, response.headers)
             status = response.status_code

@@ -43,6 +43,8 @@ from webhooks.store import Job
 
 log = logging.getLogger("merge_gate.jobs")
 
+#: How long a commit's lock holds without being released (seconds), at least.
+COMMIT_LOCK_SECONDS = 60.0
 #: At most this many heads get a failure check run when a job is given up.
 _FAILED_HEADS = 5
 
@@ -152,8 +154,11 @@ class Jobs:
     async def _commit_lock(self, repo: str, head: Head, *, owner: str) -> AsyncIterator[bool]:
         store, lease = self._svc.store, self._svc.settings.lease_seconds
         name = f"commit:{repo}@{head.sha}"
+        # Longer than a lease: the heartbeat renews the job's lease, not this lock, and
+        # a publish may spend a while in GitHub's retries. A dead holder's lock runs out.
+        ttl = max(lease, COMMIT_LOCK_SECONDS)
         waited, delay, spent = False, 0.05, 0.0
-        while not await store.lock(name, owner=owner, ttl=lease):
+        while not await store.lock(name, owner=owner, ttl=ttl):
             if spent > lease / 2:
                 raise Backoff(1.0, f"commit {head.sha[:12]} is being published by another worker")
             waited = True

@@ -31,7 +31,14 @@ class Worker:
 
     async def run(self, stop: asyncio.Event, *, idle: float = 0.2) -> None:
         while not stop.is_set():
-            worked = await self.run_once()
+            try:
+                worked = await self.run_once()
+            except Exception:
+                # Completing or failing the job needed the store (or the audit log),
+                # which is down: the lease runs out and the job is redone. The loop
+                # must outlive an outage, or the worker idles until restarted.
+                log.exception("job bookkeeping failed; its lease will expire")
+                worked = False
             if not worked:
                 wakeup = self.service.wakeup
                 with contextlib.suppress(TimeoutError):

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import copy
+import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +55,31 @@ def iso(ts: float | None = None) -> str:
 class Fault:
     status: int
     retry_after: int | None = None
+    #: A timeout: the request acts, its answer is dropped (see :class:`Chaos`).
+    drop: bool = False
+
+
+#: What :meth:`GitHubState.chaos` chooses among, with equal odds.
+CHAOS_KINDS = ("502", "503", "secondary_rate_limit", "timeout")
+
+
+@dataclass
+class Chaos:
+    """A probabilistic fault mode: each valid request fails with probability ``rate``.
+
+    A "timeout" lets the endpoint act (a check run is created, say), holds the
+    answer ``hold`` seconds and then closes the connection without one: the
+    client cannot tell whether its write happened, the hardest case for a retry.
+    """
+
+    rate: float
+    rng: random.Random
+    hold: float = 0.2
+    retry_after: int = 1
+    #: Operations (``"POST /app/installations/{installation_id}/access_tokens"``) never faulted.
+    exempt: frozenset[str] = frozenset()
+    kinds: tuple[str, ...] = CHAOS_KINDS
+    injected: Counter[str] = field(default_factory=Counter)
 
 
 class _Counter:
@@ -124,6 +151,8 @@ class GitHubState:
             self.issues: list[Issue] = []
             #: The OAuth web flow (``tests/fakegithub/oauth.py``): clients, sign-in, tokens.
             self.oauth = OAuthState()
+            #: The probabilistic fault mode (:meth:`chaos`); off by default.
+            self.chaos_mode: Chaos | None = None
 
             self._repo_ids = _Counter(100_000)
             self._pull_ids = _Counter(200_000)
@@ -776,10 +805,73 @@ class GitHubState:
         with self.lock:
             self.faults.extend(Fault(status) for _ in range(n))
 
+    def drop_next(self, n: int = 1) -> None:
+        """The next ``n`` valid requests act, then their connection closes unanswered."""
+        with self.lock:
+            self.faults.extend(Fault(0, drop=True) for _ in range(n))
+
     def secondary_rate_limit_next(self, n: int = 1, retry_after: int = 1) -> None:
         """The next ``n`` valid requests hit GitHub's secondary rate limit (403 + retry-after)."""
         with self.lock:
             self.faults.extend(Fault(403, retry_after) for _ in range(n))
+
+    def chaos(
+        self,
+        *,
+        rate: float = 0.2,
+        seed: int = 0,
+        hold: float = 0.2,
+        retry_after: int = 1,
+        exempt: Iterable[str] = (),
+        kinds: Sequence[str] = CHAOS_KINDS,
+    ) -> Chaos:
+        """Fail each valid request with probability ``rate`` (reproducibly, by ``seed``).
+
+        The fault is one of ``kinds``: a 502, a 503, GitHub's secondary rate limit
+        (403 + ``retry-after``) or a "timeout" (see :class:`Chaos`). Faults queued
+        with :meth:`fail_next` come first. :meth:`chaos_off` ends the mode.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate is a probability")
+        unknown = set(kinds) - set(CHAOS_KINDS)
+        if unknown or not kinds:
+            raise ValueError(f"kinds: choose among {CHAOS_KINDS}, not {sorted(unknown)}")
+        mode = Chaos(
+            rate=rate,
+            rng=random.Random(seed),
+            hold=hold,
+            retry_after=retry_after,
+            exempt=frozenset(exempt),
+            kinds=tuple(kinds),
+        )
+        with self.lock:
+            self.chaos_mode = mode
+        return mode
+
+    def chaos_off(self) -> dict[str, int]:
+        """End chaos mode (the counts stay readable); returns the faults injected, by kind."""
+        with self.lock:
+            if self.chaos_mode is not None:
+                self.chaos_mode.rate = 0.0
+        return self.faults_injected
+
+    def chaos_fault(self, operation: str) -> str | None:
+        """The fault chaos mode picks for one request to ``operation`` (counted), if any."""
+        with self.lock:
+            mode = self.chaos_mode
+            if mode is None or not mode.rate or operation in mode.exempt:
+                return None
+            if mode.rng.random() >= mode.rate:
+                return None
+            kind = mode.rng.choice(mode.kinds)
+            mode.injected[kind] += 1
+            return kind
+
+    @property
+    def faults_injected(self) -> dict[str, int]:
+        """Faults chaos mode injected so far, by kind."""
+        with self.lock:
+            return dict(self.chaos_mode.injected) if self.chaos_mode else {}
 
     # ------------------------------------------------------------------- log
 
