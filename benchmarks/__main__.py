@@ -319,6 +319,23 @@ def _hook(r: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
+def _chaos(r: dict[str, Any]) -> list[Row]:
+    bad = r["wrong"] + r["lost"] + r["duplicates"] + r["unsafe"] + r["dead_letters"]
+    return [
+        Row(
+            "chaos",
+            f"{r['prs']} PRs under kills and faults: final check runs correct ÷ PRs",
+            round(r["final_correct"] / max(r["prs"], 1), 3),
+            "1.0",
+            r["final_correct"] == r["prs"] and bad == 0,
+            f"{r['sends']} deliveries ({r['distinct']} distinct), {r['kills']} kills, "
+            f"{r['redis_restarts']} Redis restart, {r['faults_injected']} faults in "
+            f"{r['github_calls']} calls; {r['check_runs']} check runs; wrong {r['wrong']}, "
+            f"lost {r['lost']}, duplicates {r['duplicates']}, unsafe {r['unsafe']}, dead "
+            f"letters {r['dead_letters']}; drained {r['drain_seconds']:.1f} s after the last "
+            f"send; audit verify exit {r['audit'][0]}",
+        )
+    ]
 
 
 BENCHMARKS: dict[str, Bench] = {
@@ -336,6 +353,7 @@ BENCHMARKS: dict[str, Bench] = {
     "memory": Bench("benchmarks.bench_memory", "RSS idle and after 1,000 decisions", _memory),
     "flood": Bench("benchmarks.bench_flood", "500 agent PRs x 5 pushes", _flood),
     "store": Bench("benchmarks.bench_store", "store accept and coalescing", _store),
+    "chaos": Bench("benchmarks.bench_chaos", "chaos drill x10: 500 PRs, kills, faults", _chaos),
     "signing": Bench(
         "benchmarks.bench_signing",
         "signing, audit append and verify",

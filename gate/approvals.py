@@ -211,7 +211,9 @@ def _approval(
         source=source,
         owners_source=cite,
         satisfied=satisfied,
-        satisfied_by=tuple(Approval(user=r.user, review_id=r.id) for r in approvers),
+        satisfied_by=tuple(
+            Approval(user=r.user, review_id=r.id, at=r.submitted_at) for r in approvers
+        ),
         explanation=explanation,
     )
 
@@ -249,7 +251,7 @@ def _rollout(
             continue
         review = approvers.get(confirmation.user.lower())
         if review is not None:
-            by.append(Approval(user=confirmation.user, review_id=review.id))
+            by.append(Approval(user=confirmation.user, review_id=review.id, at=confirmation.at))
     satisfied = bool(by)
     plan = f" Staged rollout: {rollout}" if rollout else ""
     explanation = (
@@ -262,6 +264,7 @@ def _rollout(
         id=f"{tier}:staged_rollout",
         tier=tier,
         kind=RequirementKind.STAGED_ROLLOUT,
+        rollout=rollout,
         description="human staged-rollout confirmation",
         paths=paths,
         needed=1,

@@ -21,6 +21,12 @@ Evaluation entries carry at least ``repo``, ``pr``, ``head_sha``, ``author``, ``
 and ``delivery_id``. When a PR closes merged the service appends a ``merged`` entry with
 ``repo``, ``pr``, ``head_sha``, ``author``, ``merged`` (true) and ``merged_by`` (``agent``
 is optional: the join takes it from the evaluation); a PR closed unmerged gets ``closed``.
+An ``override`` entry records a break-glass request when it arrives (``status``
+``requested``) and once it took effect (``applied``, with the record digest and the
+review issue); ``revert`` records a revert pull request ``gate revert`` opened.
+Evaluation entries also carry ``approvals`` (who and when), redacted detector
+``findings``, the ``decision_id`` of the signed record and, when set, ``delegation``
+and ``override``; ``gate trace`` (:mod:`gate.trace`) reads all of them.
 The audit query joins each ``merged`` entry to the last evaluation of that PR (of the
 same head if there is one) before it, so "every PR an agent merged in the last 7 days,
 with files, tiers and approvers" is ``AuditQuery(agent=ANY_AGENT, conclusion="merged",
@@ -58,6 +64,10 @@ KINDS = frozenset(
         "dead_letter",
         "merged",
         "closed",
+        # A break-glass override of a decision, by whom and why.
+        "override",
+        # A revert pull request opened for a merged pull request.
+        "revert",
         # An agent's tool call judged by ``gate hook`` (allow, ask or deny).
         "agent_action",
     }

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gate import engine, tree
+from gate import delegation, engine, identity, override, tree
 from gate.codeowners import CodeOwners
 from gate.defaults import load_policy
 from gate.detectors.base import Detector, ScanInput
@@ -135,16 +135,24 @@ async def _evaluate(
     config: Config,
     detectors: Mapping[str, Detector],
 ) -> Decision:
+    """One policy's decision. Delegation and break-glass are each policy's own: under an
+    organisation floor, an override counts only where both policies allow it."""
+    delegated = delegation.find(policy=policy.policy, pull=pull)
+    if delegated:  # whoever asked the agent does not approve its work
+        pull = dataclasses.replace(pull, delegates=delegation.logins(delegated))
     needs = engine.needs(
         policy=policy, codeowners=config.codeowners, pull=pull, detectors=detectors
     )
+    if pull.overrides:  # who may break the glass: members of the policy's teams
+        teams_wanted = needs.teams | override.teams_of(policy.policy)
+        needs = dataclasses.replace(needs, teams=teams_wanted)
     teams, contents = await facts.inputs(needs=needs, pull=pull)
     packages = packages_added(pull, contents)
     if packages:
         scan = await facts.scan(packages=packages, head_sha=pull.head_sha)
         if scan is not None:
             pull = dataclasses.replace(pull, scans=(scan,))
-    return engine.evaluate(
+    decision = engine.evaluate(
         policy=policy,
         codeowners=config.codeowners,
         pull=pull,
@@ -153,3 +161,22 @@ async def _evaluate(
         detectors=detectors,
         codeowners_blob=config.codeowners_blob,
     )
+    if delegated:
+        said = [f"@{d.login} ({d.source})" for d in delegated if d.login]
+        note = (
+            f"The agent worked for {', '.join(said)}: their approval does not count."
+            if said
+            else "Agent session recorded; no delegating human is named."
+        )
+        decision = dataclasses.replace(
+            decision, delegation=delegated, notes=(*decision.notes, note)
+        )
+    if pull.overrides:
+        decision = override.apply(
+            decision,
+            policy=policy.policy,
+            pull=pull,
+            teams=teams,
+            excluded=identity.never_counts(pull=pull),
+        )
+    return decision

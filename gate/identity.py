@@ -49,6 +49,16 @@ def _coauthor_login(email: str) -> str | None:
     return str(found.group(1)) if found else None
 
 
+def noreply_login(email: str) -> str | None:
+    """The login of a GitHub no-reply address (``123+login@users.noreply.github.com``)."""
+    return _coauthor_login(email)
+
+
+def login_matcher(patterns: tuple[str, ...]) -> Program | None:
+    """A case-insensitive matcher for login globs ('*' and '?' are wildcards)."""
+    return _login_program(patterns)
+
+
 @dataclass(frozen=True, slots=True)
 class Governance:
     governed: bool
@@ -103,6 +113,7 @@ def never_counts(*, pull: PullSnapshot) -> dict[str, str]:
     # co-author cannot approve under the login the trailer names.
     add(filter(None, (_coauthor_login(c.email) for c in pull.co_authors)), "co-authored the PR")
     add((c.name for c in pull.co_authors if c.name and " " not in c.name), "co-authored the PR")
+    add(pull.delegates, "delegated the work to the agent")
     return out
 
 

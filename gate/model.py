@@ -117,6 +117,20 @@ class CoAuthor:
 
 
 @dataclass(frozen=True, slots=True)
+class OverrideRequest:
+    """A ``/merge-gate override <reason>`` comment, asked for the head it was made on.
+
+    Whether it counts is :mod:`gate.override`'s question, asked at every evaluation.
+    """
+
+    user: str
+    reason: str
+    head_sha: str
+    at: str
+    comment_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class PullSnapshot:
     repo: str
     number: int
@@ -142,6 +156,12 @@ class PullSnapshot:
     draft: bool = False
     confirmations: tuple[Confirmation, ...] = ()
     scans: tuple[ScanResult, ...] = ()
+    overrides: tuple[OverrideRequest, ...] = ()
+    #: ``Key: value`` trailers of the description and commits (lower-case keys).
+    trailers: tuple[tuple[str, str], ...] = ()
+    assignees: frozenset[str] = frozenset()
+    #: Humans the agent worked for (:mod:`gate.delegation`): their approval never counts.
+    delegates: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

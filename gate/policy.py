@@ -102,6 +102,13 @@ class Agents(_Section):
         (), description="Co-authored-by e-mail globs that identify an agent."
     )
     labels: tuple[Login, ...] = Field((), description="A PR with one of these labels is governed.")
+    delegates: dict[LoginGlob, Login] = Field(
+        default_factory=dict,
+        description=(
+            "Agent login (or glob) -> the human it works for. That human's approval never "
+            "counts on the agent's pull requests."
+        ),
+    )
 
 
 class DenyRule(_Section):
@@ -208,6 +215,28 @@ class GatedTests(_Section):
     )
 
 
+class BreakGlass(_Section):
+    """Who may override a decision in an emergency: off unless teams are named.
+
+    An override turns the check green for the current head, is signed and logged,
+    and is followed up by a comment (and, with ``issue``, an issue) for review.
+    """
+
+    teams: tuple[Owner, ...] = Field(
+        (), description="@org/team whose members may override; none: break-glass is off."
+    )
+    issue: StrictBool = Field(
+        False, description="Open an issue for the post-hoc review (needs issues: write)."
+    )
+
+    @model_validator(mode="after")
+    def _teams_only(self) -> BreakGlass:
+        people = [t for t in self.teams if "/" not in t]
+        if people:
+            raise ValueError(f"break_glass.teams takes @org/team only, not {people[0]}")
+        return self
+
+
 class Policy(_Section):
     """A merge-gate policy; tiers are listed from lowest to highest risk."""
 
@@ -236,6 +265,10 @@ class Policy(_Section):
         description="'advisory': evaluate, sign, annotate and log everything, but conclude "
         "the check 'success' titled 'would block' (rolling merge-gate out without "
         "stopping work).",
+    )
+    break_glass: BreakGlass = Field(
+        default_factory=lambda: BreakGlass(),
+        description="Emergency override by a named team ('/merge-gate override <reason>').",
     )
 
     @model_validator(mode="after")
@@ -447,9 +480,7 @@ def parse(
             # Inherited from the built-in policy: the file's own tiers lack that name.
             line, column = key_positions.get(("tiers",), (1, 1))
             errors.append(
-                PolicyError(
-                    line, column, f"{loc[0]}: {message} (the built-in value); set {loc[0]}"
-                )
+                PolicyError(line, column, f"{loc[0]}: {message} (the built-in value); set {loc[0]}")
             )
     try:
         policy = Policy.model_validate(merged)
@@ -492,9 +523,7 @@ def _data_path(loc: Loc, data: Any) -> Loc:
     return tuple(path)
 
 
-def _at(
-    loc: Loc, message: str, positions: Mapping[Loc, tuple[int, int]]
-) -> PolicyError:
+def _at(loc: Loc, message: str, positions: Mapping[Loc, tuple[int, int]]) -> PolicyError:
     """``message`` at the node of ``loc``, or of its nearest ancestor in the file."""
     probe = loc
     where = positions.get(probe)
@@ -504,6 +533,8 @@ def _at(
     line, column = where or (1, 1)
     dotted = ".".join(str(part) for part in loc) or "policy"
     return PolicyError(line, column, f"{dotted}: {message}")
+
+
 def _check_budget(text: str) -> None:
     """Raise ``InvalidPolicy`` at the first alias, node or level past the budgets.
 

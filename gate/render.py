@@ -38,6 +38,8 @@ def conclusion(decision: Decision) -> str:
 
 
 def title(decision: Decision) -> str:
+    if decision.override is not None:
+        return f"Override by @{decision.override.by} (break-glass): {decision.override.reason}"
     if decision.would_block:
         return "Would block (advisory mode): " + _title(decision)
     return _title(decision)
@@ -359,15 +361,20 @@ class Annotation:
 
 
 def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
-    """One annotation per gated file, plus one per finding on an exact line.
+    """At most one annotation per file, at its first relevant line.
 
-    For a tree, the pull requests' annotations, each (path, line, title) once.
+    ``failure`` for a denied file, ``warning`` for one that needs an approval still
+    missing, ``notice`` for a gated file whose requirements are met; the first
+    finding's line when there is one, else the first added hunk. The one
+    exception: each error of a pull request's own policy or CODEOWNERS is shown on
+    its line, so the author can fix them all at once. For a tree, the pull
+    requests' annotations, each file once.
     """
     if decision.children:
-        seen: dict[tuple[str, int, str], Annotation] = {}
+        seen: dict[str, Annotation] = {}
         for part in decision.pulls:
             for a in annotate(part, raw_details=raw_details):
-                seen.setdefault((a.path, a.start_line, a.title), a)
+                seen.setdefault(f"{a.path}:{a.start_line}:{a.title}", a)
         return list(seen.values())
     if not decision.governed and not decision.files:
         return []
@@ -375,44 +382,46 @@ def annotate(decision: Decision, *, raw_details: str = "") -> list[Annotation]:
     gated = {p for r in decision.requirements for p in r.paths}
     out: list[Annotation] = []
     for file in decision.files:
-        if file.denied:
+        rules = [f for f in file.findings if f.detector == "rules" and f.line is not None]
+        out += [
+            Annotation(
+                path=file.path,
+                start_line=f.line or 1,
+                end_line=f.line or 1,
+                level="failure" if f.deny else "warning",
+                title=f"merge-gate: {f.detector}:{f.rule}",
+                message=f.message,
+                raw_details=raw_details,
+            )
+            for f in rules
+        ]
+        findings = [f for f in file.findings if f not in rules]
+        if file.denied or any(f.deny for f in findings):
             level = "failure"
         elif file.path in open_paths or (file.previous_path or "") in open_paths:
             level = "warning"
-        elif file.path in gated:
+        elif file.path in gated or findings:
             level = "notice"
         else:
-            level = ""
-        start, end = file.lines
-        why = "; ".join(r.detail for r in file.reasons)
+            continue
+        placed = next((f for f in findings if f.line is not None), None)
+        start, end = (placed.line, placed.line) if placed and placed.line else file.lines
+        why = [r.detail for r in file.reasons] + [
+            f"{f.detector}:{f.rule}" + (f" (line {f.line})" if f.line else "") + f": {f.message}"
+            for f in findings
+        ]
         verb = "denied" if file.denied else f"tier {file.tier}"
-        if level:
-            out.append(
-                Annotation(
-                    path=file.path,
-                    start_line=start,
-                    end_line=end,
-                    level=level,
-                    title=f"merge-gate: {verb}",
-                    message=why,
-                    raw_details=raw_details,
-                )
+        out.append(
+            Annotation(
+                path=file.path,
+                start_line=start,
+                end_line=end,
+                level=level,
+                title=f"merge-gate: {verb}",
+                message="; ".join(why),
+                raw_details=raw_details,
             )
-        # A finding on an exact line is shown there, whatever the file's tier.
-        for finding in file.findings:
-            if finding.line is None:
-                continue
-            out.append(
-                Annotation(
-                    path=file.path,
-                    start_line=finding.line,
-                    end_line=finding.line,
-                    level="failure" if finding.deny else "warning",
-                    title=f"merge-gate: {finding.detector}:{finding.rule}",
-                    message=finding.message,
-                    raw_details=raw_details,
-                )
-            )
+        )
     return out
 
 

@@ -113,6 +113,9 @@ class FileResult:
 class Approval:
     user: str
     review_id: int
+    #: When the review was submitted (ISO 8601, as GitHub sends it): the incident
+    #: timeline says when each approval was given.
+    at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,8 @@ class RequirementResult:
     satisfied: bool
     satisfied_by: tuple[Approval, ...]
     explanation: str
+    #: A staged rollout's plan, from the policy (``tiers[].rollout``).
+    rollout: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,29 @@ class PolicyRef:
     path: str
     blob: str
     digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delegate:
+    """A human an agent worked for (see :mod:`gate.delegation`), and what says so."""
+
+    login: str
+    source: str
+    session: str = ""
+    logs_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A break-glass override: who turned the decision into a pass, why, and from what."""
+
+    by: str
+    reason: str
+    at: str
+    #: The outcome the decision had without the override.
+    without: str
+    #: The policy asks for an issue for the post-hoc review.
+    issue: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +225,10 @@ class Decision:
     children: tuple[Decision, ...] = ()
     #: A pull request changing the policy: what the new one would decide on merged ones.
     simulation: tuple[SimulationRow, ...] = ()
+    #: Set when a break-glass override turned this decision into a pass.
+    override: Override | None = None
+    #: The humans the agent worked for; their approval never counted.
+    delegation: tuple[Delegate, ...] = ()
 
     @property
     def would_block(self) -> bool:
@@ -300,5 +332,7 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             "kind": DecisionKind(data.get("kind", DecisionKind.PULL)),
             "children": tuple(decision_from_dict(c) for c in data.get("children", ())),
             "simulation": tuple(SimulationRow(**row) for row in data.get("simulation", ())),
+            "override": Override(**data["override"]) if data.get("override") else None,
+            "delegation": tuple(Delegate(**d) for d in data.get("delegation", ())),
         }
     )

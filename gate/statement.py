@@ -105,7 +105,7 @@ def build_statement(
 def _part(decision: Decision) -> dict[str, Any]:
     """What a decision (and each part of its tree) says, for the signed record."""
     tree = decision.to_dict()
-    return {
+    part: dict[str, Any] = {
         "kind": decision.kind.value,
         "pullRequest": decision.number or None,
         "headSha": decision.head_sha,
@@ -152,6 +152,21 @@ def _part(decision: Decision) -> dict[str, Any]:
         "notes": list(decision.notes),
         "parts": [_part(child) for child in decision.children],
     }
+    if decision.delegation:
+        part["delegation"] = [
+            {"login": d.login, "source": d.source, "session": d.session, "logsUrl": d.logs_url}
+            for d in decision.delegation
+        ]
+    if decision.override is not None:
+        # A break-glass override is a record of its own kind: who, why, and what it overrode.
+        part["override"] = True
+        part["breakGlass"] = {
+            "by": decision.override.by,
+            "reason": decision.override.reason,
+            "at": decision.override.at,
+            "conclusionWithout": decision.override.without,
+        }
+    return part
 
 
 def predicate(

@@ -67,9 +67,7 @@ def decision(*, author: str = "devin-ai-integration[bot]") -> Decision:
     )
 
 
-def stored(
-    data_dir: Path, the_decision: Decision | None = None
-) -> tuple[dict[str, Any], KeyRing]:
+def stored(data_dir: Path, the_decision: Decision | None = None) -> tuple[dict[str, Any], KeyRing]:
     """``(stored record, keyring)`` as the worker stores it under ``decision/<id>``."""
     keyring = load_keyring(data_dir=data_dir)
     chosen = the_decision or decision()

@@ -73,6 +73,9 @@ def test_manifest_permissions_are_least_privilege(manifest: dict[str, Any]) -> N
         "metadata": "read",
         "members": "read",
         "merge_queues": "read",
+        # issue_comment (break-glass commands) needs Issues read; review issues
+        # need issues: write, which an installation grants only if it wants them.
+        "issues": "read",
     }
 
 
@@ -85,6 +88,7 @@ def test_manifest_subscribes_to_exactly_the_handled_events(manifest: dict[str, A
         "check_suite",
         "merge_group",
         "membership",
+        "issue_comment",
     }
     # Sent to every App unasked; GitHub rejects them in default_events.
     assert not set(manifest["default_events"]) & AUTOMATIC_EVENTS

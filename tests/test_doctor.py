@@ -146,7 +146,11 @@ def test_classic_protection_pinned_to_the_app_passes(
     gh: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     protection = gh.protect_branch(
-        REPO, "main", required_checks=["merge-gate"], dismiss_stale_reviews=True
+        REPO,
+        "main",
+        required_checks=["merge-gate"],
+        dismiss_stale_reviews=True,
+        require_last_push_approval=True,
     )
     protection["required_status_checks"]["checks"] = [
         {"context": "merge-gate", "app_id": gh.app_id}
@@ -355,7 +359,7 @@ def test_stale_reviews_kept_on_push_fail() -> None:
 
 
 def test_extra_permissions_are_a_warning_but_administration_read_is_tolerated() -> None:
-    granted = {**needed_permissions(ALL_OPERATIONS), "administration": "read", "issues": "write"}
+    granted = {**needed_permissions(ALL_OPERATIONS), "administration": "read", "actions": "write"}
     found = doctor.installation_findings(
         {"id": 1, "account": {"login": "acme"}, "permissions": granted, "events": manifest_events()}
     )
@@ -363,7 +367,7 @@ def test_extra_permissions_are_a_warning_but_administration_read_is_tolerated() 
     assert s["permissions"] is Status.OK
     lp = next(f for f in found if f.check == "least privilege")
     assert lp.status is Status.WARN
-    assert "issues" in lp.message
+    assert "actions" in lp.message
     assert "administration" not in lp.message
 
 
@@ -378,3 +382,85 @@ def test_a_suspended_installation_fails() -> None:
         }
     )
     assert statuses(found)["installation"] is Status.FAIL
+
+
+# --- least-privilege agents ------------------------------------------------------------
+
+
+def test_an_agent_with_admin_or_maintain_fails(
+    gh: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gh.add_ruleset(REPO, "merge-gate", [pin(gh.app_id), pull_request_rule()])
+    gh.set_file(
+        REPO,
+        "main",
+        ".github/merge-gate.yml",
+        'version: 1\nagents:\n  logins: ["ops-agent", "*[bot]"]\n',
+    )
+    gh.set_permission(REPO, "ops-agent", "maintain")
+    code, out, _ = run_doctor(capsys, "--repo", REPO)
+    assert code == 1
+    assert "ops-agent has maintain" in line(out, "agent permissions")
+    assert "at most write" in fix_for(out, "agent permissions")
+    gh.set_permission(REPO, "ops-agent", "write")
+    code, out, _ = run_doctor(capsys, "--repo", REPO)
+    assert code == 0, out
+    assert "ops-agent: write" in line(out, "agent permissions")
+
+
+def test_an_agent_in_a_classic_bypass_list_fails(
+    gh: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gh.add_ruleset(REPO, "merge-gate", [pin(gh.app_id), pull_request_rule()])
+    protection = gh.protect_branch(
+        REPO, "main", required_checks=[], require_last_push_approval=True
+    )
+    # The default policy names copilot-swe-agent: a user account, not a [bot].
+    protection["required_pull_request_reviews"]["bypass_pull_request_allowances"] = {
+        "users": [user_json(gh.base_url, gh.user("copilot-swe-agent"))],
+        "teams": [],
+        "apps": [],
+    }
+    gh.set_branch_protection(REPO, "main", protection)
+    code, out, _ = run_doctor(capsys, "--repo", REPO)
+    assert code == 1
+    assert "copilot-swe-agent" in line(out, "agent bypass")
+    assert "FAIL" in line(out, "agent bypass")
+
+
+def test_a_rule_that_lets_the_last_pusher_approve_fails(
+    gh: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rule = pull_request_rule()
+    rule["parameters"]["require_last_push_approval"] = False
+    gh.add_ruleset(REPO, "merge-gate", [pin(gh.app_id), rule])
+    code, out, _ = run_doctor(capsys, "--repo", REPO)
+    assert code == 1
+    assert "FAIL" in line(out, "last pusher approval")
+    assert "require_last_push_approval" in fix_for(out, "last pusher approval")
+
+
+def test_actions_allowed_to_approve_fail_and_are_checked_only_when_visible(
+    gh: FakeGitHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gh.add_ruleset(REPO, "merge-gate", [pin(gh.app_id), pull_request_rule()])
+    gh.repo(REPO).actions_can_approve = True
+    code, out, _ = run_doctor(capsys, "--repo", REPO)
+    assert code == 0  # not visible without actions: read: a warning, not a guess
+    assert "warn" in line(out, "actions approve")
+    gh.installations[gh.installation_id_for(REPO)].permissions["actions"] = "read"
+    code, out, _ = run_doctor(capsys, "--repo", REPO)
+    assert code == 1
+    assert "FAIL" in line(out, "actions approve")
+    assert "can_approve_pull_request_reviews=false" in fix_for(out, "actions approve")
+    assert "least privilege" not in out  # actions: read is tolerated for this check
+
+
+def test_a_permission_above_the_needed_level_is_a_warning() -> None:
+    granted = {**needed_permissions(ALL_OPERATIONS), "contents": "write"}
+    found = doctor.installation_findings(
+        {"id": 1, "account": {"login": "acme"}, "permissions": granted, "events": manifest_events()}
+    )
+    lp = next(f for f in found if f.check == "least privilege")
+    assert lp.status is Status.WARN
+    assert "contents: write where read suffices" in lp.message

@@ -135,6 +135,7 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
     fake.add_manifest_code("code1")
     run = fake.add_check_run(REPO, pull.head_sha, "ci", app_id=fake.app_id)
     inst = fake.installation_id_for(REPO)
+    fake.installations[inst].permissions.update(issues="write", actions="read")
     app = {"Authorization": f"Bearer {fake.app_jwt()}"}
     tok = {"Authorization": f"token {token}"}
     user_token = fake.oauth.issue("alice", fake.apps[fake.app_id].client_id)
@@ -187,6 +188,9 @@ def test_every_route_answers_within_the_description(fake: FakeGitHub, token: str
         ("GET", f"/repos/{REPO}/rules/branches/main", tok, None),
         ("GET", f"/repos/{REPO}/rulesets", tok, None),
         ("GET", f"/repos/{REPO}/rulesets/{rid}", tok, None),
+        ("POST", f"/repos/{REPO}/issues/1/comments", tok, {"body": "hello"}),
+        ("POST", f"/repos/{REPO}/issues", tok, {"title": "review", "body": "b"}),
+        ("GET", f"/repos/{REPO}/actions/permissions/workflow", tok, None),
         ("GET", "/user", user, None),
     ]
     with httpx.Client(base_url=fake.base_url) as c:
@@ -615,6 +619,59 @@ def test_fail_next_and_secondary_rate_limit(fake: FakeGitHub, client: httpx.Clie
         gh.rest.repos.get("org", "repo")
 
 
+def test_chaos_mode_faults_a_share_of_requests_and_counts_them(
+    fake: FakeGitHub, client: httpx.Client
+) -> None:
+    mode = fake.chaos(rate=0.5, seed=3, kinds=("502", "503", "secondary_rate_limit"))
+    statuses = [client.get(f"/repos/{REPO}").status_code for _ in range(200)]
+    injected = fake.chaos_off()
+    faulted = [s for s in statuses if s != 200]
+    assert sum(injected.values()) == len(faulted) == sum(mode.injected.values())
+    assert 60 < len(faulted) < 140  # about half
+    assert set(faulted) == {502, 503, 403}
+    assert injected["secondary_rate_limit"] == faulted.count(403)
+    # Off again: every request is answered; the counts stay readable.
+    assert {client.get(f"/repos/{REPO}").status_code for _ in range(20)} == {200}
+    assert fake.faults_injected == injected
+
+
+def test_chaos_mode_is_reproducible_and_spares_exempt_operations(
+    fake: FakeGitHub, client: httpx.Client
+) -> None:
+    def run(seed: int) -> list[int]:
+        fake.chaos(rate=0.3, seed=seed, kinds=("502",))
+        return [client.get(f"/repos/{REPO}").status_code for _ in range(40)]
+
+    assert run(7) == run(7)
+    fake.chaos(rate=1.0, exempt=["GET /repos/{owner}/{repo}"], kinds=("503",))
+    assert client.get(f"/repos/{REPO}").status_code == 200
+    assert client.get(f"/repos/{REPO}/pulls").status_code == 503
+    assert fake.chaos_off() == {"503": 1}
+    with pytest.raises(ValueError, match="kinds"):
+        fake.chaos(kinds=("418",))
+
+
+def test_a_chaos_timeout_acts_then_drops_the_connection(
+    fake: FakeGitHub, client: httpx.Client
+) -> None:
+    pull = fake.add_pull(REPO, 1, files=["a.py"])
+    fake.chaos(rate=1.0, kinds=("timeout",), hold=0.05)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post(
+            f"/repos/{REPO}/check-runs",
+            json={
+                "name": "merge-gate",
+                "head_sha": pull.head_sha,
+                "status": "completed",
+                "conclusion": "success",
+            },
+        )
+    assert fake.chaos_off() == {"timeout": 1}
+    # The write happened although its answer never came: a retry must look it up.
+    assert [r.conclusion for r in fake.check_runs(REPO, pull.head_sha)] == ["success"]
+    assert client.get(f"/repos/{REPO}").status_code == 200
+
+
 def test_primary_rate_limit_headers_and_budget(fake: FakeGitHub, client: httpx.Client) -> None:
     fake.rate_limit = 10
     fake.rate_limit_remaining = 2
@@ -837,6 +894,7 @@ def test_examples_are_fresh_copies_with_patchable_fields() -> None:
         "merge_group",
         "pull_request",
         "pull_request_review",
+        "issue_comment",
     }
     a = deliveries.example("pull_request", "opened")
     a["number"] = -1

@@ -84,9 +84,7 @@ def test_a_worker_process_serves_metrics_and_health_on_its_own_port(
         wait_for(lambda: fake_github.check_runs(repo, sha(1000)), what="the worker's check run")
         text = httpx.get(f"{url}/metrics").text
         # The receiver accepted; the worker decided and called GitHub: its own port says so.
-        assert samples(text, "merge_gate_build_info") == {
-            f'{{version="{package_version()}"}}': 1.0
-        }
+        assert samples(text, "merge_gate_build_info") == {f'{{version="{package_version()}"}}': 1.0}
         assert sum(samples(text, "merge_gate_decisions_total").values()) == 1.0
         routes = samples(text, "merge_gate_github_calls_total")
         # Route templates, never URLs: the repository's name appears nowhere.

@@ -69,9 +69,7 @@ def test_hostile_names_stay_text(page: tuple[str, dict[str, Any]]) -> None:
     dom = Dom(html)
     assert dom.all("script") == []
     assert dom.all("img") == []
-    assert not [
-        (tag, name) for tag, attrs in dom.tags for name in attrs if name.startswith("on")
-    ]
+    assert not [(tag, name) for tag, attrs in dom.tags for name in attrs if name.startswith("on")]
     for path in HOSTILE_PATHS:
         assert path in dom.content
     assert f"mallory{SCRIPT}" in dom.content  # an approval that did not count

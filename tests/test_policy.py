@@ -165,8 +165,11 @@ def test_policies_built_in_code_are_checked_too() -> None:
     index = len(data["tiers"])
     data["tiers"] = (*data["tiers"], data["tiers"][0])
     data["default_tier"] = "nope"
-    with pytest.raises(ValueError, match=rf"tiers\.{index}\.name: tier name 'low' is used twice; "
-                       r"default_tier: 'nope' is not a tier"):
+    with pytest.raises(
+        ValueError,
+        match=rf"tiers\.{index}\.name: tier name 'low' is used twice; "
+        r"default_tier: 'nope' is not a tier",
+    ):
         Policy.model_validate(data)
 
 

@@ -70,8 +70,23 @@ def test_the_schema_rejects_what_the_parser_rejects() -> None:
 CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x85\u2028\u2029")
 TEXT = st.text(CHARS, max_size=40)
 _SEGMENTS = st.sampled_from(
-    ["docs", "src", "**", "*", "*.py", "a?c", "{md,rst}", "*.{js,ts}", "[a-z]*", "[!x]y",
-     "été", "a b", "x.y", "-", "_"]
+    [
+        "docs",
+        "src",
+        "**",
+        "*",
+        "*.py",
+        "a?c",
+        "{md,rst}",
+        "*.{js,ts}",
+        "[a-z]*",
+        "[!x]y",
+        "été",
+        "a b",
+        "x.y",
+        "-",
+        "_",
+    ]
 )
 GLOB = st.lists(_SEGMENTS, min_size=1, max_size=4).map("/".join) | st.text(
     CHARS, min_size=1, max_size=20

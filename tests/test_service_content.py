@@ -64,8 +64,10 @@ def test_a_secret_in_added_lines_is_denied_on_its_line_and_never_shown(world: Wo
     world.open(1, [PRFile("app/config.py", patch=patch)], head=sha(101))
     run = world.run(sha(101), "failure")
     assert run.title.startswith("Denied")
-    line = next(a for a in run.annotations if "secrets" in a["title"])
+    # One annotation for the file, on the secret's line.
+    [line] = [a for a in run.annotations if a["path"] == "app/config.py"]
     assert (line["start_line"], line["annotation_level"]) == (3, "failure")
+    assert "secrets:" in line["message"]
     world.settle()
     details = httpx.get(run.details_url.replace("http://merge-gate.test", world.svc.url)).text
     rendered = everything_rendered(world, sha(101), details)

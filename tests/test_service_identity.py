@@ -5,24 +5,9 @@ End to end: real HTTP in, the fake GitHub out. Each test fails without its defen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.fakegithub import deliveries
 from tests.fakegithub.models import PRCommit, PRFile
-from tests.fakegithub.server import FakeGitHub
-from tests.harness import RunningService, running, settings_env
 from tests.world import World, patch, sha
-
-
-@pytest.fixture(scope="module")
-def service(
-    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
-    with running(env) as svc:
-        yield svc
 
 
 def test_a_human_who_pushed_an_agent_commit_cannot_approve_it(world: World) -> None:

@@ -7,13 +7,7 @@ side: end to end, real HTTP in, the fake GitHub out.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.fakegithub.models import PRFile
-from tests.fakegithub.server import FakeGitHub
-from tests.harness import RunningService, running, settings_env
 from tests.world import World, patch, sha
 
 #: What an agent would put on a branch it created: everything passes.
@@ -22,15 +16,6 @@ LAX_POLICY = (
     "tiers: [{name: low, paths: ['**'], require: {approvals: 0}}]\n"
     "default_tier: low\nunseen_content_tier: low\n"
 )
-
-
-@pytest.fixture(scope="module")
-def service(
-    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
-    with running(env) as svc:
-        yield svc
 
 
 def _lax_base(world: World, name: str, base: str) -> None:

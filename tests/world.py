@@ -1,7 +1,8 @@
 """One repository per test against a running merge-gate and the fake GitHub.
 
-A module using ``world`` defines a module-scoped ``service`` fixture (a
-``tests.harness.RunningService``) configured as it needs.
+A module using ``world`` gets a module-scoped ``service`` with the default settings,
+or defines its own ``service`` fixture (a ``tests.harness.RunningService``)
+configured as it needs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from tests.fakegithub import deliveries
 from tests.fakegithub.models import PRFile
 from tests.fakegithub.server import FakeGitHub
-from tests.harness import RunningService, wait_for
+from tests.harness import RunningService, running, settings_env, wait_for
 
 OWNERS = """\
 *                 @{org}/devs
@@ -118,6 +119,16 @@ class World:
         # the check run): wait for it, then read the run again.
         self.settle()
         return wait_for(found, what=f"check run {conclusion or ''} on {head[:8]}")
+
+
+@pytest.fixture(scope="module")
+def service(
+    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """The service with the default settings; a module may define its own instead."""
+    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
+    with running(env) as svc:
+        yield svc
 
 
 @pytest.fixture

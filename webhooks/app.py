@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from webhooks import agent_events, audit_http, details, events, signature
-from webhooks.metrics import CONTENT_TYPE
+from webhooks import agent_events, audit_http, details, events, probes, signature
 from webhooks.routed import NotJson, NotRoutable, routed_fields
 from webhooks.service import Service
 from webhooks.store import Delivery, StoreUnavailable
@@ -97,6 +96,9 @@ def create_app(service: Service) -> Starlette:
             return _answer(202, "ignored: merge-gate does not act on this event")
         try:
             route = events.route(event, payload, action=action)
+        except events.NotACommand:
+            metrics.deliveries.labels(event=_label(event), result="ignored").inc()
+            return _answer(202, "ignored: not a merge-gate command")
         except (events.MalformedPayload, ValueError, TypeError) as error:
             metrics.deliveries.labels(event=_label(event), result="bad_request").inc()
             return _answer(400, f"malformed {event} payload: {error}")
@@ -138,14 +140,7 @@ def create_app(service: Service) -> Starlette:
         return _answer(200, "ready")
 
     async def metrics_endpoint(request: Request) -> Response:
-        try:
-            metrics.queue_depth.set(await service.store.depth())
-            metrics.queue_lag.set(await service.store.lag(now=service.wall()))
-        except StoreUnavailable:
-            pass
-        if service.gh.stats.rate_limit_remaining is not None:
-            metrics.rate_limit_remaining.set(service.gh.stats.rate_limit_remaining)
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        return await probes.metrics_response(service)
 
     async def jwks(request: Request) -> Response:
         return JSONResponse(

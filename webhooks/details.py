@@ -198,10 +198,14 @@ def routes(service: Service) -> list[Route]:
         try:
             stored = await load(decision_id)
         except StoreUnavailable:
-            return None, None, _html(
-                pages.message_page("Try again", "The decision store is unavailable."),
-                503,
-                private=True,
+            return (
+                None,
+                None,
+                _html(
+                    pages.message_page("Try again", "The decision store is unavailable."),
+                    503,
+                    private=True,
+                ),
             )
         if not settings.oauth:
             if stored is None:

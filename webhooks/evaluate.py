@@ -26,7 +26,7 @@ from gate.decide import decide
 from gate.model import PullSnapshot, UserType
 from gate.result import Decision
 from webhooks.events import GroupQueued
-from webhooks.facts import GitHubFacts, GroupFacts, ScanCache
+from webhooks.facts import GitHubFacts, ScanCache
 from webhooks.github import GitHubError, NotFound
 from webhooks.reader import file_from_json, get_pull, open_pulls_at, open_pulls_scan
 from webhooks.service import Service
@@ -164,12 +164,12 @@ class Evaluator:
             # GitHub lists at most 300 files of a comparison; none means unknown.
             files_complete=bool(compare) and len(files) < COMPARE_FILE_LIMIT,
         )
-        facts = GroupFacts(
+        facts = GitHubFacts(
             self._svc,
             installation_id=installation_id,
             repo=intent.repo,
             pull={},
-            scans=self._scans,
+            scans=None,
             snapshot=snapshot,
         )
         return await decide(facts=facts, detectors=self._svc.detectors)

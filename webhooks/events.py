@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from gate.override import parse_command
+
 #: event -> actions merge-gate acts on (None: every action).
 HANDLED: Mapping[str, frozenset[str] | None] = {
     "pull_request": frozenset(
@@ -39,11 +41,21 @@ HANDLED: Mapping[str, frozenset[str] | None] = {
     "installation_repositories": None,
     "membership": frozenset({"added", "removed"}),
     "ping": None,
+    # Only "/merge-gate override <reason>" on a pull request is acted on (break-glass).
+    "issue_comment": frozenset({"created"}),
 }
 
 
 class MalformedPayload(ValueError):
     """A handled event whose payload lacks a field merge-gate needs."""
+
+
+class NotACommand(MalformedPayload):
+    """A comment that is not a merge-gate command (most are): acknowledged, not queued.
+
+    A kind of :class:`MalformedPayload`, so routing still raises only that; the
+    receiver answers it 202, not 400.
+    """
 
 
 # --- job keys -----------------------------------------------------------------------------
@@ -174,8 +186,28 @@ class InstallationChanged(_Intent):
     team: str = ""
 
 
+class OverrideRequested(_Intent):
+    """``/merge-gate override <reason>`` was commented on a pull request (break-glass).
+
+    Whether it counts is decided at evaluation, from the base branch's policy.
+    """
+
+    kind: Literal["override"] = "override"
+    repo: str
+    number: int
+    user: str
+    user_type: str = "User"
+    reason: str
+    comment_id: int = 0
+
+
 Intent = Annotated[
-    PullChanged | HeadRequested | RolloutConfirmed | GroupQueued | InstallationChanged,
+    PullChanged
+    | HeadRequested
+    | RolloutConfirmed
+    | GroupQueued
+    | InstallationChanged
+    | OverrideRequested,
     Field(discriminator="kind"),
 ]
 _INTENT: TypeAdapter[Intent] = TypeAdapter(Intent)
@@ -260,6 +292,8 @@ def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) 
         )
         return Route(InstallKey(installation_id or 0), intent)
     repo = _str(payload, "repository", "full_name")
+    if event == "issue_comment":
+        return _comment_route(payload, repo=repo, installation_id=installation_id)
     if event in ("pull_request", "pull_request_review"):
         number = _int(payload, "pull_request", "number")
         intent = PullChanged(
@@ -305,6 +339,31 @@ def route(event: str, payload: Mapping[str, Any], *, action: str | None = None) 
         )
         return Route(GroupKey(repo, head), intent)
     raise MalformedPayload(f"no route for event {event!r}")
+
+
+def _comment_route(payload: Mapping[str, Any], *, repo: str, installation_id: int | None) -> Route:
+    """An override command on a pull request's conversation; any other comment is not ours.
+
+    https://docs.github.com/webhooks/webhook-events-and-payloads#issue_comment: a
+    pull request's comments arrive as ``issue_comment`` with ``issue.pull_request`` set.
+    """
+    issue = _get(payload, "issue")
+    body = (payload.get("comment") or {}).get("body")
+    reason = parse_command(body) if isinstance(body, str) else None
+    if reason is None or not isinstance(issue, Mapping) or not issue.get("pull_request"):
+        raise NotACommand("not a merge-gate command on a pull request")
+    number = _int(payload, "issue", "number")
+    comment_id = (payload.get("comment") or {}).get("id")
+    intent = OverrideRequested(
+        installation_id=installation_id,
+        repo=repo,
+        number=number,
+        user=_str(payload, "comment", "user", "login"),
+        user_type=str((payload.get("comment") or {}).get("user", {}).get("type") or "User"),
+        reason=reason,
+        comment_id=comment_id if isinstance(comment_id, int) else 0,
+    )
+    return Route(PullKey(repo, number), intent)
 
 
 def encode(intent: Intent) -> bytes:

@@ -18,10 +18,19 @@ from typing import Any
 import httpx
 
 from gate.decide import Config
+from gate.delegation import trailers
 from gate.detectors.manifests import Package
 from gate.engine import Needs
-from gate.model import Confirmation, Contents, PullSnapshot, ScanResult, ScanStatus, Teams
-from webhooks.events import PullChanged, RolloutConfirmed
+from gate.model import (
+    Confirmation,
+    Contents,
+    OverrideRequest,
+    PullSnapshot,
+    ScanResult,
+    ScanStatus,
+    Teams,
+)
+from webhooks.events import OverrideRequested, PullChanged, RolloutConfirmed
 from webhooks.reader import read_contents, read_snapshot
 from webhooks.service import Service
 from webhooks.supplychain import scan_packages
@@ -109,6 +118,35 @@ async def confirmations(service: Service, *, repo: str, head: str) -> tuple[Conf
     return tuple(Confirmation(**entry) for entry in known)
 
 
+async def record_override(service: Service, intent: OverrideRequested, *, head_sha: str) -> None:
+    """Remember an override request for the head it was made on (break-glass).
+
+    Whether it counts is :mod:`gate.override`'s question, asked at every evaluation
+    from the base branch's policy; a new head needs a new override.
+    """
+    key = f"{intent.repo}#{intent.number}"
+    known: list[dict[str, object]] = json.loads((await service.store.get("override", key)) or b"[]")
+    if any(entry.get("comment_id") == intent.comment_id for entry in known if intent.comment_id):
+        return
+    known.append(
+        {
+            "user": intent.user,
+            "reason": intent.reason,
+            "head_sha": head_sha,
+            "at": service.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "comment_id": intent.comment_id,
+        }
+    )
+    await service.store.put(
+        "override", key, json.dumps(known[-20:]).encode(), ttl=_CONFIRMATIONS_TTL
+    )
+
+
+async def overrides(service: Service, *, repo: str, number: int) -> tuple[OverrideRequest, ...]:
+    known = json.loads((await service.store.get("override", f"{repo}#{number}")) or b"[]")
+    return tuple(OverrideRequest(**entry) for entry in known)
+
+
 class GitHubFacts:
     """Everything :func:`gate.decide.decide` reads about one open pull request."""
 
@@ -119,24 +157,43 @@ class GitHubFacts:
         installation_id: int,
         repo: str,
         pull: Mapping[str, Any],
-        scans: ScanCache,
+        scans: ScanCache | None,
+        snapshot: PullSnapshot | None = None,
     ) -> None:
+        """``snapshot``: facts already known (a merge group's combined diff); then
+        nothing about the pull request is read and nothing is scanned (its pull
+        requests were scanned on their own heads)."""
         self._svc = service
         self._installation = installation_id
         self._repo = repo
         self._pull = pull
         self._scans = scans
+        self._snapshot = snapshot
 
     async def pull(self) -> PullSnapshot:
+        if self._snapshot is not None:
+            return self._snapshot
         snapshot = await read_snapshot(
             self._svc.gh, installation_id=self._installation, repo=self._repo, pull=self._pull
         )
-        confirmed, pushed = await asyncio.gather(
+        confirmed, pushed, overridden = await asyncio.gather(
             confirmations(self._svc, repo=self._repo, head=snapshot.head_sha),
             pushers(self._svc, repo=self._repo, number=snapshot.number),
+            overrides(self._svc, repo=self._repo, number=snapshot.number),
         )
+        body = self._pull.get("body")
+        assignees = self._pull.get("assignees") or []
         return dataclasses.replace(
-            snapshot, confirmations=confirmed, pushers=snapshot.pushers | pushed
+            snapshot,
+            confirmations=confirmed,
+            pushers=snapshot.pushers | pushed,
+            overrides=tuple(o for o in overridden if o.head_sha == snapshot.head_sha),
+            # The description's trailers (a coding agent's session and logs) and
+            # assignees (who handed the work over), for gate.delegation.
+            trailers=(*snapshot.trailers, *trailers(body if isinstance(body, str) else "")),
+            assignees=frozenset(
+                str(a["login"]) for a in assignees if isinstance(a, Mapping) and a.get("login")
+            ),
         )
 
     async def config(self, *, base_sha: str) -> Config:
@@ -168,30 +225,7 @@ class GitHubFacts:
         return await self._svc.access.admins(installation_id=self._installation, repo=self._repo)
 
     async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
+        if self._scans is None:
+            return None
         return await self._scans.scan(self._svc, packages=packages, head_sha=head_sha)
 
-
-class GroupFacts(GitHubFacts):
-    """A merge group's combined diff, judged like a pull request (no scan: its
-    pull requests were scanned on their own heads)."""
-
-    def __init__(
-        self,
-        service: Service,
-        *,
-        installation_id: int,
-        repo: str,
-        pull: Mapping[str, Any],
-        scans: ScanCache,
-        snapshot: PullSnapshot,
-    ) -> None:
-        super().__init__(
-            service, installation_id=installation_id, repo=repo, pull=pull, scans=scans
-        )
-        self._snapshot = snapshot
-
-    async def pull(self) -> PullSnapshot:
-        return self._snapshot
-
-    async def scan(self, *, packages: Sequence[Package], head_sha: str) -> ScanResult | None:
-        return None

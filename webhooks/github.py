@@ -63,6 +63,11 @@ class Backoff(Exception):
         super().__init__(f"{reason}; retry in {retry_in:.0f}s")
 
 
+#: Methods a lost answer may be repeated for (RFC 9110 §9.2.2): the server ends in
+#: the same state. A check run's POST is not: repeated, it could create a second run.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
 def retry_decision(exc: GitHubException, count: int) -> RetryOption:
     """Retry briefly inside the request; anything longer becomes a ``Backoff``."""
     if count >= MAX_RETRIES:
@@ -70,9 +75,27 @@ def retry_decision(exc: GitHubException, count: int) -> RetryOption:
     if isinstance(exc, RateLimitExceeded):
         wait = exc.retry_after.total_seconds()
         return RetryOption(wait <= MAX_WAIT, timedelta(seconds=wait))
-    if isinstance(exc, RequestFailed) and exc.response.status_code >= 500:
-        return RetryOption(True, timedelta(seconds=min(0.2 * 2**count, MAX_WAIT)))
+    if isinstance(exc, RequestFailed):
+        if exc.response.status_code >= 500:
+            return RetryOption(True, timedelta(seconds=min(0.2 * 2**count, MAX_WAIT)))
+        return RetryOption(False)
+    if isinstance(exc, RequestError):
+        inner = exc.exc
+        if isinstance(inner, GitHubException):
+            # The installation token's own request failed (githubkit's auth flow
+            # wraps it): judged like any answer; a retry fetches the token again.
+            return retry_decision(inner, count)
+        if isinstance(inner, httpx.TransportError) and _method(inner) in IDEMPOTENT:
+            # A timeout or a dropped connection on a read: ask again, as for a 5xx.
+            return RetryOption(True, timedelta(seconds=min(0.2 * 2**count, MAX_WAIT)))
     return RetryOption(False)
+
+
+def _method(error: httpx.TransportError) -> str:
+    try:
+        return error.request.method
+    except RuntimeError:  # no request attached: nothing says a retry is safe
+        return ""
 
 
 class SharedTransport(httpx.AsyncBaseTransport):
@@ -226,9 +249,7 @@ class GitHubApp:
                     },
                 )
             except RateLimitExceeded as error:
-                self._count(
-                    method, route, error.response.status_code, error.response.headers
-                )
+                self._count(method, route, error.response.status_code, error.response.headers)
                 raise Backoff(
                     error.retry_after.total_seconds() or 60.0, "GitHub rate limit"
                 ) from None

@@ -26,6 +26,7 @@ from webhooks.events import (
     InstallationChanged,
     InstallKey,
     Intent,
+    OverrideRequested,
     PullChanged,
     PullKey,
     RolloutConfirmed,
@@ -33,7 +34,7 @@ from webhooks.events import (
     decode,
     parse_key,
 )
-from webhooks.facts import ScanCache, record_confirmation, record_pusher
+from webhooks.facts import ScanCache, record_confirmation, record_override, record_pusher
 from webhooks.github import Backoff
 from webhooks.publish import Publisher
 from webhooks.reader import get_pull
@@ -42,6 +43,8 @@ from webhooks.store import Job
 
 log = logging.getLogger("merge_gate.jobs")
 
+#: How long a commit's lock holds without being released (seconds), at least.
+COMMIT_LOCK_SECONDS = 60.0
 #: At most this many heads get a failure check run when a job is given up.
 _FAILED_HEADS = 5
 
@@ -60,7 +63,7 @@ def _heads(intents: Sequence[Intent]) -> list[tuple[str, str, int]]:
     for intent in reversed(intents):
         if isinstance(intent, PullChanged):
             found.setdefault((intent.repo, intent.head_sha), intent.number)
-        elif isinstance(intent, InstallationChanged):
+        elif isinstance(intent, InstallationChanged | OverrideRequested):
             continue
         else:
             found.setdefault((intent.repo, intent.head_sha), 0)
@@ -84,11 +87,14 @@ class Jobs:
             log.warning("delivery without installation ignored", extra={"key": job.key})
             return ()
         delivery_id = job.deliveries[-1].id if job.deliveries else ""
+        overridden = ""
         for intent in intents:
             if isinstance(intent, RolloutConfirmed):
                 await record_confirmation(self._svc, intent)
             elif isinstance(intent, PullChanged) and intent.action == "synchronize":
                 await record_pusher(self._svc, intent)
+            elif isinstance(intent, OverrideRequested):
+                overridden = await self._record_override(installation, intent, delivery_id)
         redo = job.attempts > 0
         if isinstance(key, GroupKey):
             group = next(i for i in reversed(intents) if isinstance(i, GroupQueued))
@@ -99,7 +105,7 @@ class Jobs:
             return (decision,)
         number = key.number if isinstance(key, PullKey) else None
         heads = _heads(intents)
-        sha = heads[0][1] if heads else key.sha if isinstance(key, ShaKey) else ""
+        sha = heads[0][1] if heads else key.sha if isinstance(key, ShaKey) else overridden
         for intent in intents:
             if isinstance(intent, PullChanged) and intent.closed:
                 await self._record_close(installation, intent, delivery_id)
@@ -148,8 +154,11 @@ class Jobs:
     async def _commit_lock(self, repo: str, head: Head, *, owner: str) -> AsyncIterator[bool]:
         store, lease = self._svc.store, self._svc.settings.lease_seconds
         name = f"commit:{repo}@{head.sha}"
+        # Longer than a lease: the heartbeat renews the job's lease, not this lock, and
+        # a publish may spend a while in GitHub's retries. A dead holder's lock runs out.
+        ttl = max(lease, COMMIT_LOCK_SECONDS)
         waited, delay, spent = False, 0.05, 0.0
-        while not await store.lock(name, owner=owner, ttl=lease):
+        while not await store.lock(name, owner=owner, ttl=ttl):
             if spent > lease / 2:
                 raise Backoff(1.0, f"commit {head.sha[:12]} is being published by another worker")
             waited = True
@@ -182,6 +191,34 @@ class Jobs:
             delivery_id=delivery_id,
         )
         await svc.audit.append(kind, fields, time=svc.clock())
+
+    async def _record_override(
+        self, installation: int, intent: OverrideRequested, delivery_id: str
+    ) -> str:
+        """Keep a break-glass request for the pull request's current head and log it.
+
+        Returns that head ("" when the pull request is not open): its decision is
+        made again, and the request counts only if the base's policy allows it.
+        """
+        svc = self._svc
+        pull = await get_pull(
+            svc.gh, installation_id=installation, repo=intent.repo, number=intent.number
+        )
+        head = str(pull["head"]["sha"]) if pull.get("state") == "open" else ""
+        kind, fields = audit_entries.override_request_entry(
+            repo=intent.repo,
+            number=intent.number,
+            head_sha=head or str(pull["head"]["sha"]),
+            by=intent.user,
+            reason=intent.reason,
+            comment_id=intent.comment_id,
+            delivery_id=delivery_id,
+            open_=bool(head),
+        )
+        await svc.audit.append(kind, fields, time=svc.clock())
+        if head:
+            await record_override(svc, intent, head_sha=head)
+        return head
 
     async def _redo_teams(self, intents: Sequence[Intent], *, owner: str) -> tuple[Decision, ...]:
         """Decide again every pull request whose decision used a team that changed."""

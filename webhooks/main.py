@@ -22,6 +22,8 @@ COMMANDS = {
     "verify": ("webhooks.commands.verify", "verify a signed decision record"),
     "keygen": ("webhooks.commands.keygen", "create or rotate the signing key"),
     "audit": ("webhooks.commands.audit", "query or verify the audit log"),
+    "trace": ("webhooks.commands.trace", "incident timeline from the audit log, verified"),
+    "revert": ("webhooks.commands.revert", "open the revert PR of a merged PR, as the operator"),
     "redeliver": ("webhooks.commands.redeliver", "redeliver failed webhook deliveries"),
     "setup": ("webhooks.commands.setup", "register the GitHub App from its manifest"),
     "doctor": ("webhooks.commands.doctor", "check an installation and branch protection"),

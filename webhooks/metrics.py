@@ -39,6 +39,7 @@ DELIVERY_RESULTS = frozenset(
     }
 )
 
+
 class Bounded:
     """A labelled counter whose label values come from a fixed set, or are the first
     ``limit`` distinct values seen; anything else is counted as ``other``."""

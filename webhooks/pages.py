@@ -199,8 +199,7 @@ def _verified(
         verify_record(envelope, keys=keys, expect_commit=head)
     except (InvalidEnvelope, ValueError) as error:
         return (
-            '<p class="bad"><span class="state">✗ Does not verify:</span> '
-            f"{escape(str(error))}</p>"
+            f'<p class="bad"><span class="state">✗ Does not verify:</span> {escape(str(error))}</p>'
         )
     signatures = envelope.get("signatures")
     kids = [
@@ -224,6 +223,8 @@ def _who(requirement: RequirementResult, links: _Links) -> str:
 def _rollout_plan(requirement: RequirementResult) -> tuple[str, str]:
     """The explanation and, for a staged rollout, the policy's rollout text apart."""
     text = requirement.explanation
+    if requirement.rollout:
+        return text.split(" Staged rollout: ", 1)[0], requirement.rollout
     if requirement.kind == "staged_rollout" and " Staged rollout: " in text:
         head, plan = text.split(" Staged rollout: ", 1)
         return head, plan
@@ -237,8 +238,10 @@ def _requirements(decision: Decision, links: _Links, level: int) -> str:
     plans = []
     for r in decision.requirements:
         explanation, plan = _rollout_plan(r)
-        state = '<span class="state ok">✓ met</span>' if r.satisfied else (
-            '<span class="state wait">● open</span>'
+        state = (
+            '<span class="state ok">✓ met</span>'
+            if r.satisfied
+            else ('<span class="state wait">● open</span>')
         )
         counted = ", ".join(
             _a(links.review(a.review_id) if a.review_id else None, f"@{a.user}")
@@ -250,9 +253,13 @@ def _requirements(decision: Decision, links: _Links, level: int) -> str:
         rows.append(
             "<tr>"
             + _td("Status", state)
-            + _td("Requirement", f"{escape(r.kind.replace('_', ' '))} · tier {escape(r.tier)}"
-                  + (f"<br><span class=muted>{escape(r.description)}</span>"
-                     if r.description else ""))
+            + _td(
+                "Requirement",
+                f"{escape(r.kind.replace('_', ' '))} · tier {escape(r.tier)}"
+                + (
+                    f"<br><span class=muted>{escape(r.description)}</span>" if r.description else ""
+                ),
+            )
             + _td("Who can unblock", _who(r, links))
             + _td("Why", escape(explanation) + (f"<br>Counted: {counted}" if counted else ""))
             + _td("Files", files)
@@ -292,8 +299,11 @@ def _reviews(decision: Decision, links: _Links, level: int) -> str:
     )
     return (
         f'<{h} id="{_id(decision, "approvals")}">Approvals</{h}>'
-        + (f"<p>Counted on head <code>{escape(decision.head_sha[:12])}</code>:</p>{ok}"
-           if ok else "<p>No approval counts yet.</p>")
+        + (
+            f"<p>Counted on head <code>{escape(decision.head_sha[:12])}</code>:</p>{ok}"
+            if ok
+            else "<p>No approval counts yet.</p>"
+        )
         + (f"<p>Did not count:</p>{ignored}" if ignored else "")
     )
 
@@ -467,8 +477,7 @@ def decision_page(
         + '<h2 id="record">Signed record</h2>'
         + _verified(stored["envelope"], keys, decision.head_sha)
         + f"<dl class=facts><dt>Digest</dt><dd><code>{escape(str(stored.get('digest', '')))}"
-        f"</code></dd><dt>Evaluated</dt><dd>{escape(str(stored.get('at', '')))}</dd></dl>"
-        + record
+        f"</code></dd><dt>Evaluated</dt><dd>{escape(str(stored.get('at', '')))}</dd></dl>" + record
     )
     nav = []
     if decision.kind is DecisionKind.PULL:
@@ -478,6 +487,4 @@ def decision_page(
     if decision.files:
         nav.append((f"#{_id(decision, 'files')}", "Files"))
     nav.append(("#record", "Signed record"))
-    return _page(
-        f"merge-gate: {decision.repo}#{decision.number}", main, nav=nav, viewer=viewer
-    )
+    return _page(f"merge-gate: {decision.repo}#{decision.number}", main, nav=nav, viewer=viewer)

@@ -36,6 +36,7 @@ __all__ = [
     "DOCTOR_OPERATIONS",
     "EVENT_PERMISSIONS",
     "OPERATIONS",
+    "OPTIONAL_OPERATIONS",
     "SERVICE_OPERATIONS",
     "Access",
     "Need",
@@ -105,6 +106,15 @@ OPERATIONS: Mapping[tuple[str, str], Need] = MappingProxyType(
         ("GET", "/repos/{owner}/{repo}/pulls"): Need(
             "pull_requests", why="find fork pull requests by head SHA (not linked to commits)"
         ),
+        # Issues: https://docs.github.com/rest/issues/comments#create-an-issue-comment
+        # ("Issues" or "Pull requests" write; on a pull request the latter suffices).
+        ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): Need(
+            "pull_requests", Access.WRITE, why="break-glass: comment on the overridden pull request"
+        ),
+        # Optional, like administration: only installations that want review issues grant it.
+        ("POST", "/repos/{owner}/{repo}/issues"): Need(
+            "issues", Access.WRITE, why="break-glass, optional: open the post-hoc review issue"
+        ),
         # Collaborators: https://docs.github.com/rest/collaborators/collaborators
         ("GET", "/repos/{owner}/{repo}/collaborators/{username}/permission"): Need(
             "metadata", why="check that an approver has write access (not only membership)"
@@ -161,6 +171,10 @@ OPERATIONS: Mapping[tuple[str, str], Need] = MappingProxyType(
         ("POST", "/app-manifests/{code}/conversions"): Need(
             None, why="gate setup: exchange the one-time manifest code"
         ),
+        # Optional, doctor only: https://docs.github.com/rest/actions/permissions
+        ("GET", "/repos/{owner}/{repo}/actions/permissions/workflow"): Need(
+            "actions", why="gate doctor only, optional: can Actions approve pull requests?"
+        ),
         # Administration is deliberately NOT requested: classic branch protection is
         # only readable with it, so gate doctor reports what it cannot see instead.
         ("GET", "/repos/{owner}/{repo}/branches/{branch}/protection"): Need(
@@ -177,6 +191,7 @@ SERVICE_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/commits"),
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"),
     ("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers"),
+    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("GET", "/repos/{owner}/{repo}/contents/{path}"),
     ("GET", "/repos/{owner}/{repo}/git/blobs/{file_sha}"),
     ("POST", "/repos/{owner}/{repo}/check-runs"),
@@ -207,6 +222,15 @@ DOCTOR_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}/rulesets/{ruleset_id}"),
 )
 
+#: Operations that work only where an installation grants more than the manifest
+#: asks for; without the grant the feature degrades and says so (break-glass review
+#: issues; doctor's view of classic protection and of Actions' approvals).
+OPTIONAL_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("POST", "/repos/{owner}/{repo}/issues"),
+    ("GET", "/repos/{owner}/{repo}/branches/{branch}/protection"),
+    ("GET", "/repos/{owner}/{repo}/actions/permissions/workflow"),
+)
+
 #: Every operation the product relies on. The GitHub adapter's author keeps this
 #: in sync with the adapter's real calls (a test derives it from them).
 ALL_OPERATIONS: tuple[tuple[str, str], ...] = (
@@ -226,6 +250,9 @@ EVENT_PERMISSIONS: Mapping[str, Need | None] = MappingProxyType(
         "check_suite": Need("checks", why="handle re-requested suites"),
         "merge_group": Need("merge_queues", why="gate merge-queue groups"),
         "membership": Need("members", why="re-evaluate when an owning team changes"),
+        # "To subscribe to this event, a GitHub App must have at least read-level
+        # access for the Issues repository permission" (webhook events and payloads).
+        "issue_comment": Need("issues", why="break-glass: '/merge-gate override' comments"),
         "installation": None,
         "installation_repositories": None,
     }

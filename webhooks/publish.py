@@ -18,6 +18,7 @@ from gate import audit_entries, render
 from gate.owners import Owner
 from gate.result import Decision, DecisionKind, Outcome
 from webhooks import checks, records, team_index
+from webhooks.github import GitHubError
 from webhooks.service import Service
 
 log = logging.getLogger("merge_gate.publish")
@@ -105,9 +106,83 @@ class Publisher:
         requested = tuple(p.number for p, n in zip(asking, notes, strict=True) if not n)
         await self._remember(decision, decision_id)
         await self._log(
-            decision, digest=record.digest, delivery_id=delivery_id, requested=requested
+            decision,
+            digest=record.digest,
+            delivery_id=delivery_id,
+            requested=requested,
+            decision_id=decision_id,
+        )
+        await self._follow_up_overrides(
+            decision,
+            digest=record.digest,
+            details_url=details_url,
+            installation_id=installation_id,
         )
         return Published(decision_id, record.digest, run_id, requested)
+
+    async def _follow_up_overrides(
+        self, decision: Decision, *, digest: str, details_url: str, installation_id: int
+    ) -> None:
+        """Once per overridden head: a comment on the pull request, the review issue
+        (when the policy asks and the App may write issues) and an audit entry.
+
+        The comment uses ``pull_requests: write``, which the App has; an issue needs
+        ``issues: write``, which only installations that want review issues grant
+        (https://docs.github.com/rest/issues/issues#create-an-issue).
+        """
+        svc = self._svc
+        for pull in decision.pulls:
+            override = pull.override
+            if override is None or not pull.number or decision.kind is DecisionKind.MERGE_GROUP:
+                continue
+            done = f"{pull.repo}#{pull.number}@{pull.head_sha}"
+            if await svc.store.get("override_done", done) is not None:
+                continue
+            await svc.store.put("override_done", done, b"1", ttl=_DECISION_TTL)
+            without = override.without.replace("_", " ")
+            text = (
+                f"**Break-glass override** by @{override.by} on `{pull.head_sha[:12]}`: "
+                f"{render.escape(override.reason)}\n\nWithout the override this head was "
+                f"**{without}**. The signed record is at {details_url} (digest `{digest}`). "
+                "This merge needs a post-hoc review."
+            )
+            issue_url, note = None, ""
+            if override.issue:
+                try:
+                    answer = await svc.gh.call(
+                        "POST",
+                        f"/repos/{pull.repo}/issues",
+                        installation_id=installation_id,
+                        json={
+                            "title": f"Post-hoc review: break-glass override of #{pull.number}",
+                            "body": f"#{pull.number}\n\n{text}",
+                        },
+                        route="POST /issues",
+                    )
+                    issue_url = str((answer.data or {}).get("html_url") or "") or None
+                except GitHubError as error:
+                    note = (
+                        f"\n\nThe review issue could not be opened (GitHub answered "
+                        f"{error.status}): grant the App `issues: write` for review issues."
+                    )
+            if issue_url:
+                text += f"\n\nReview issue: {issue_url}"
+            comment_url = None
+            try:
+                answer = await svc.gh.call(
+                    "POST",
+                    f"/repos/{pull.repo}/issues/{pull.number}/comments",
+                    installation_id=installation_id,
+                    json={"body": text + note},
+                    route="POST /issues/comments",
+                )
+                comment_url = str((answer.data or {}).get("html_url") or "") or None
+            except GitHubError:
+                log.exception("could not comment on the overridden pull request")
+            kind, fields = audit_entries.override_applied_entry(
+                pull, digest=digest, issue_url=issue_url, comment_url=comment_url
+            )
+            await svc.audit.append(kind, fields, time=svc.clock())
 
     async def _ask(self, asking: Sequence[Decision], installation_id: int) -> list[str | None]:
         """Request each pull request's reviewers; a refusal is a note, not an error."""
@@ -138,7 +213,13 @@ class Publisher:
                 await team_index.add(svc.store, team=team, pull=pull, owner=decision_id)
 
     async def _log(
-        self, decision: Decision, *, digest: str, delivery_id: str, requested: Sequence[int]
+        self,
+        decision: Decision,
+        *,
+        digest: str,
+        delivery_id: str,
+        requested: Sequence[int],
+        decision_id: str = "",
     ) -> None:
         svc = self._svc
         now = svc.clock()
@@ -148,7 +229,11 @@ class Publisher:
         if decision.would_block:
             svc.metrics.would_block.inc()
         entries = audit_entries.decision_entries(
-            decision, digest=digest, delivery_id=delivery_id, requested=requested
+            decision,
+            digest=digest,
+            delivery_id=delivery_id,
+            requested=requested,
+            decision_id=decision_id,
         )
         for kind, fields in entries:
             await svc.audit.append(kind, fields, time=now)

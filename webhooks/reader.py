@@ -18,10 +18,12 @@ import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gate.codeowners import LOCATIONS, CodeOwners
 from gate.decide import Config, parse_policy
+from gate.delegation import trailers
 from gate.model import (
     GITHUB_FILE_LIMIT,
     ChangedFile,
@@ -92,18 +94,30 @@ def co_authors_of(message: str) -> list[CoAuthor]:
     return found
 
 
-def commit_facts(
-    commits: Iterable[Mapping[str, Any]],
-) -> tuple[frozenset[str], frozenset[str], tuple[CoAuthor, ...], frozenset[str]]:
-    """(commit author logins, users who pushed, co-author trailers, git e-mails).
+#: Trailers kept from all of a pull request's commit messages, at most.
+MAX_COMMIT_TRAILERS = 200
 
-    GitHub has no API naming who pushed; the committers of the PR's commits stand
-    in for them (``web-flow`` is GitHub itself committing a web edit or merge).
-    """
+
+@dataclass(frozen=True, slots=True)
+class CommitFacts:
+    """What a pull request's commits say about who wrote them and for whom."""
+
+    authors: frozenset[str]
+    #: GitHub has no API naming who pushed; committers stand in for them
+    #: (``web-flow`` is GitHub itself committing a web edit or merge).
+    pushers: frozenset[str]
+    co_authors: tuple[CoAuthor, ...]
+    emails: frozenset[str]
+    #: ``Key: value`` trailers (an agent's session, logs, who requested it).
+    trailers: tuple[tuple[str, str], ...]
+
+
+def commit_facts(commits: Iterable[Mapping[str, Any]]) -> CommitFacts:
     authors: set[str] = set()
     pushers: set[str] = set()
     emails: set[str] = set()
     co: list[CoAuthor] = []
+    found: list[tuple[str, str]] = []
     for commit in commits:
         git = commit.get("commit") or {}
         for role in ("author", "committer"):
@@ -116,8 +130,17 @@ def commit_facts(
             authors.add(str(author))
         if committer and committer != "web-flow":
             pushers.add(str(committer))
-        co.extend(co_authors_of(str((commit.get("commit") or {}).get("message", ""))))
-    return frozenset(authors), frozenset(pushers), tuple(dict.fromkeys(co)), frozenset(emails)
+        message = str(git.get("message", ""))
+        co.extend(co_authors_of(message))
+        if len(found) < MAX_COMMIT_TRAILERS:
+            found.extend(trailers(message)[: MAX_COMMIT_TRAILERS - len(found)])
+    return CommitFacts(
+        authors=frozenset(authors),
+        pushers=frozenset(pushers),
+        co_authors=tuple(dict.fromkeys(co)),
+        emails=frozenset(emails),
+        trailers=tuple(dict.fromkeys(found)),
+    )
 
 
 def snapshot_of(
@@ -136,7 +159,7 @@ def snapshot_of(
         complete = int(pull["changed_files"]) <= len(listed) <= GITHUB_FILE_LIMIT
     else:
         complete = len(listed) < GITHUB_FILE_LIMIT
-    authors, pushers, co, emails = commit_facts(commits)
+    facts = commit_facts(commits)
     user = pull.get("user") or {}
     return PullSnapshot(
         repo=repo,
@@ -150,10 +173,11 @@ def snapshot_of(
         files_complete=complete,
         reviews=tuple(r for r in map(review_from_json, reviews) if r is not None),
         labels=frozenset(str(label.get("name")) for label in pull.get("labels", [])),
-        commit_authors=authors,
-        commit_emails=emails,
-        co_authors=co,
-        pushers=pushers,
+        commit_authors=facts.authors,
+        commit_emails=facts.emails,
+        co_authors=facts.co_authors,
+        trailers=facts.trailers,
+        pushers=facts.pushers,
         requested_users=frozenset(
             str(u["login"]) for u in pull.get("requested_reviewers", []) if "login" in u
         ),

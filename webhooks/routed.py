@@ -59,6 +59,23 @@ class _Team(msgspec.Struct, omit_defaults=True, frozen=True):
     slug: Any = None
 
 
+class _User(msgspec.Struct, omit_defaults=True, frozen=True):
+    login: Any = None
+    type: Any = None
+
+
+class _Issue(msgspec.Struct, omit_defaults=True, frozen=True):
+    number: Any = None
+    #: Present (an object) when the issue is a pull request's conversation.
+    pull_request: Any = None
+
+
+class _Comment(msgspec.Struct, omit_defaults=True, frozen=True):
+    id: Any = None
+    body: Any = None
+    user: _User | None = None
+
+
 class _Delivery(msgspec.Struct, omit_defaults=True, frozen=True):
     action: Any = None
     installation: _Id | None = None
@@ -71,6 +88,9 @@ class _Delivery(msgspec.Struct, omit_defaults=True, frozen=True):
     merge_group: _Group | None = None
     team: _Team | None = None
     organization: _Login | None = None
+    # issue_comment: a break-glass command on a pull request.
+    issue: _Issue | None = None
+    comment: _Comment | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Delivery)

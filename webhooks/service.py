@@ -68,7 +68,11 @@ async def build(
     )
     keyring = load_keyring(data_dir=settings.data_dir, key_file=settings.signing_key_file)
     store = await open_store(
-        data_dir=settings.data_dir, redis_url=settings.redis, prefix=settings.redis_prefix
+        data_dir=settings.data_dir,
+        redis_url=settings.redis,
+        prefix=settings.redis_prefix,
+        debounce_seconds=settings.debounce_seconds,
+        max_delay=settings.debounce_max_seconds,
     )
     audit = await open_audit_log(
         data_dir=settings.data_dir,

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     npm_url: str = "https://registry.npmjs.org/{name}"
     workers: int = Field(4, ge=1, le=64)
     max_attempts: int = Field(5, ge=1, le=100)
-    lease_seconds: float = Field(60.0, gt=0)
+    #: Short, since a running job's heartbeat renews it every third: a killed
+    #: worker's job is taken over within seconds, not after a minute.
+    lease_seconds: float = Field(10.0, gt=0)
     #: Debounce window of the queue (0: off): a pull request is evaluated once its
     #: deliveries paused this long, but no later than ``debounce_max_seconds`` after
     #: the first of them (see ``webhooks.store.base``).
@@ -92,9 +94,7 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters")
         return value
 
-    @field_validator(
-        "github_api_url", "public_url", "osv_url", "pypi_url", "npm_url", "github_url"
-    )
+    @field_validator("github_api_url", "public_url", "osv_url", "pypi_url", "npm_url", "github_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is None:

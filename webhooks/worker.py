@@ -31,7 +31,14 @@ class Worker:
 
     async def run(self, stop: asyncio.Event, *, idle: float = 0.2) -> None:
         while not stop.is_set():
-            worked = await self.run_once()
+            try:
+                worked = await self.run_once()
+            except Exception:
+                # Completing or failing the job needed the store (or the audit log),
+                # which is down: the lease runs out and the job is redone. The loop
+                # must outlive an outage, or the worker idles until restarted.
+                log.exception("job bookkeeping failed; its lease will expire")
+                worked = False
             if not worked:
                 wakeup = self.service.wakeup
                 with contextlib.suppress(TimeoutError):
@@ -60,7 +67,7 @@ class Worker:
         except Backoff as error:
             # GitHub asked us to wait (rate limit) or the commit is busy: the job waits
             # in the queue, not in a worker, and no attempt is counted against it.
-            log.warning("backing off", extra={"key": job.key, "error": str(error)})
+            log.warning("backing off: %s", error, extra={"key": job.key})
             await svc.store.defer(job, until=svc.wall() + error.retry_in)
         except Exception as error:
             log.exception("job failed", extra={"key": job.key})

@@ -133,9 +133,7 @@ def test_content_and_links(chromium: Any, site: Site, artifacts: Path) -> None:
     page.context.close()
 
 
-def test_pull_request_text_never_becomes_markup(
-    chromium: Any, site: Site, artifacts: Path
-) -> None:
+def test_pull_request_text_never_becomes_markup(chromium: Any, site: Site, artifacts: Path) -> None:
     site.fake.oauth.grant(REPO, "alice")
     page = open_page(chromium, site, login="alice", viewport=DESKTOP)
     checks = page.evaluate(DOM_CHECKS)

@@ -107,6 +107,8 @@ class Repo:
     #: branch -> the JSON ``GET .../branches/{branch}/protection`` answers
     protection: dict[str, dict[str, Any]] = field(default_factory=dict)
     rulesets: list[Ruleset] = field(default_factory=list)
+    #: "Allow GitHub Actions to create and approve pull requests".
+    actions_can_approve: bool = False
 
     @property
     def owner(self) -> str:
@@ -188,6 +190,9 @@ class Pull:
     requested_teams: list[str] = field(default_factory=list)
     created_at: str = "2024-01-01T00:00:00Z"
     updated_at: str = "2024-01-01T00:00:00Z"
+    merged_by: str | None = None
+    merge_commit_sha: str | None = None
+    assignees: list[str] = field(default_factory=list)
 
     @property
     def is_fork(self) -> bool:
@@ -264,3 +269,28 @@ class Delivery:
         return (
             "OK" if 200 <= self.status_code < 300 else f"Invalid HTTP Response: {self.status_code}"
         )
+
+
+@dataclass
+class IssueComment:
+    """A comment on an issue or a pull request's conversation."""
+
+    id: int
+    repo: str
+    number: int
+    user: str
+    user_type: str
+    body: str
+    created_at: str = "2024-01-01T00:00:00Z"
+
+
+@dataclass
+class Issue:
+    repo: str
+    number: int
+    id: int
+    title: str
+    body: str
+    user: str
+    user_type: str = "Bot"
+    created_at: str = "2024-01-01T00:00:00Z"

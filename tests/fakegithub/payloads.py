@@ -157,8 +157,8 @@ def pull_json(api: str, state: GitHubState, pull: Pull, *, simple: bool = False)
             team_json(api, team_or_stub(state, base_repo.owner, slug))
             for slug in pull.requested_teams
         ],
-        assignee=None,
-        assignees=[],
+        assignee=user_json(api, state.user(pull.assignees[0])) if pull.assignees else None,
+        assignees=[user_json(api, state.user(login)) for login in pull.assignees],
         milestone=None,
         auto_merge=None,
         active_lock_reason=None,
@@ -166,7 +166,7 @@ def pull_json(api: str, state: GitHubState, pull: Pull, *, simple: bool = False)
         updated_at=pull.updated_at,
         closed_at=None if pull.state == "open" else pull.updated_at,
         merged_at=pull.updated_at if pull.merged else None,
-        merge_commit_sha=None,
+        merge_commit_sha=pull.merge_commit_sha,
     )
     if not simple:
         out.update(
@@ -174,7 +174,7 @@ def pull_json(api: str, state: GitHubState, pull: Pull, *, simple: bool = False)
             mergeable=None,
             mergeable_state="unknown",
             rebaseable=None,
-            merged_by=None,
+            merged_by=user_json(api, state.user(pull.merged_by)) if pull.merged_by else None,
             comments=0,
             review_comments=0,
             maintainer_can_modify=False,

@@ -6,7 +6,9 @@ end would reveal them to a client:
 1. simulated latency (slept outside every lock, so parallel calls overlap);
 2. the API description (openapi-core): a request it rejects is a *violation*,
    recorded and answered 400 (or GitHub's own 422 where GitHub has one);
-3. injected faults (5xx, secondary rate limit), then the primary rate limit;
+3. injected faults (5xx, secondary rate limit; queued, or chaos mode's random ones,
+   where a "timeout" acts and then drops the connection unanswered), then the
+   primary rate limit;
 4. authentication (App JWT or installation token);
 5. the endpoint itself, under the state lock;
 6. conditional GET (``ETag``/``If-None-Match`` -> 304, which costs no rate limit).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 import time
 import traceback
@@ -28,10 +31,10 @@ from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import Headers
 
-from tests.fakegithub import auth, endpoints, oauth, routing, spec
+from tests.fakegithub import auth, endpoints, graphql, oauth, routing, spec
 from tests.fakegithub.models import Call, Violation, ViolationKind
 from tests.fakegithub.routing import ApiError, Ctx, Reply
-from tests.fakegithub.state import GitHubState
+from tests.fakegithub.state import Fault, GitHubState
 
 assert endpoints  # imported for its side effect: registering every route
 
@@ -63,6 +66,8 @@ class RawResponse:
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: Close the connection without answering (a timeout, as the client sees it).
+    drop: bool = False
 
 
 @dataclass
@@ -174,8 +179,12 @@ class FakeGitHub(GitHubState):
             # github.com's web flow, not the REST API: no description to check it against.
             with self.lock:
                 status, headers, body = oauth.answer(
-                    self.oauth, req.method, inc.path, req.target.partition("?")[2],
-                    req.headers, req.body,
+                    self.oauth,
+                    req.method,
+                    inc.path,
+                    req.target.partition("?")[2],
+                    req.headers,
+                    req.body,
                 )
             resp = RawResponse(status, body, headers)
         else:
@@ -200,6 +209,8 @@ class FakeGitHub(GitHubState):
         if inc.bad_json:
             self._violate(inc, "Problems parsing JSON")
             return _error(ApiError(400, "Problems parsing JSON"))
+        if req.method == "POST" and inc.path in ("/graphql", "/api/graphql"):
+            return self._graphql(inc)
         ctx = Ctx(
             state=self,
             api=self.base_url,
@@ -230,8 +241,24 @@ class FakeGitHub(GitHubState):
 
         # 3. Faults and the primary rate limit.
         injected = self._injected_fault()
+        chaos = self.chaos_fault(inc.route.operation) if injected is None else None
+        if chaos == "timeout" or (injected is not None and injected.drop):
+            # The request takes effect; its answer never arrives.
+            self._proceed(inc, ctx)
+            with self.lock:
+                hold = self.chaos_mode.hold if chaos and self.chaos_mode else 0.0
+            time.sleep(hold)
+            return RawResponse(0, drop=True)
         if injected is not None:
             return injected
+        if chaos is not None:
+            return self._chaos_answer(chaos)
+        return self._proceed(inc, ctx)
+
+    def _proceed(self, inc: _Incoming, ctx: Ctx) -> RawResponse:
+        """Steps 3 (primary rate limit) to 6 for a request no fault stopped."""
+        req = inc.req
+        assert inc.route is not None
         with self.lock:
             exhausted = self.rate_limit_remaining <= 0
         if exhausted:
@@ -265,6 +292,25 @@ class FakeGitHub(GitHubState):
                 return RawResponse(304, b"", {"ETag": etag})
         return self._count(resp)
 
+    def _graphql(self, inc: _Incoming) -> RawResponse:
+        """GitHub's GraphQL endpoint, for personal tokens (see :mod:`.graphql`)."""
+        scheme, _, credential = inc.req.headers.get("authorization", "").partition(" ")
+        with self.lock:
+            viewer = self.user_tokens.get(credential.strip())
+        if scheme.lower() not in ("bearer", "token") or viewer is None:
+            return _error(ApiError(401, "Bad credentials"))
+        body = inc.json if isinstance(inc.json, dict) else {}
+        query, variables = body.get("query"), body.get("variables")
+        problem = graphql.invalid(query, variables)
+        if problem is not None:
+            self._violate(inc, f"GraphQL request GitHub's schema rejects: {problem}")
+            return _encode(Reply(body={"errors": [{"message": problem}]}))
+        with self.lock:
+            answer = graphql.execute(
+                self, self.base_url, viewer=viewer, query=str(query), variables=variables
+            )
+        return self._count(_encode(Reply(body=answer)))
+
     # -------------------------------------------------------------- helpers
 
     def _violate(self, inc: _Incoming, message: str, *, kind: ViolationKind = "request") -> None:
@@ -286,11 +332,23 @@ class FakeGitHub(GitHubState):
         if problem is not None:
             self._violate(inc, problem, kind="response")
 
+    def _chaos_answer(self, kind: str) -> RawResponse:
+        if kind == "secondary_rate_limit":
+            with self.lock:
+                retry_after = self.chaos_mode.retry_after if self.chaos_mode else 1
+            return self._fault_answer(Fault(403, retry_after))
+        return self._fault_answer(Fault(int(kind)))
+
     def _injected_fault(self) -> RawResponse | None:
         with self.lock:
             if not self.faults:
                 return None
             fault = self.faults.pop(0)
+        return self._fault_answer(fault)
+
+    def _fault_answer(self, fault: Fault) -> RawResponse:
+        if fault.drop:
+            return RawResponse(0, drop=True)
         if fault.retry_after is not None:
             rid = uuid.uuid4().hex[:16].upper()
             resp = _error(ApiError(403, SECONDARY_RATE_LIMIT_MESSAGE.format(rid=rid)))
@@ -406,6 +464,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     fake: FakeGitHub
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (a killed process) is not the fake's error.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 so clients keep connections alive, as they would with GitHub.
@@ -419,6 +483,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         body = self._read_body(headers)
         resp = self.server.fake.handle(RawRequest(self.command, self.path, headers, body))
+        if resp.drop:
+            self.close_connection = True
+            return
         self.send_response(resp.status)
         for name, value in resp.headers.items():
             self.send_header(name, value)

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import copy
+import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +26,8 @@ from tests.fakegithub.models import (
     CheckRun,
     Delivery,
     Installation,
+    Issue,
+    IssueComment,
     PRCommit,
     PRFile,
     Pull,
@@ -51,6 +55,31 @@ def iso(ts: float | None = None) -> str:
 class Fault:
     status: int
     retry_after: int | None = None
+    #: A timeout: the request acts, its answer is dropped (see :class:`Chaos`).
+    drop: bool = False
+
+
+#: What :meth:`GitHubState.chaos` chooses among, with equal odds.
+CHAOS_KINDS = ("502", "503", "secondary_rate_limit", "timeout")
+
+
+@dataclass
+class Chaos:
+    """A probabilistic fault mode: each valid request fails with probability ``rate``.
+
+    A "timeout" lets the endpoint act (a check run is created, say), holds the
+    answer ``hold`` seconds and then closes the connection without one: the
+    client cannot tell whether its write happened, the hardest case for a retry.
+    """
+
+    rate: float
+    rng: random.Random
+    hold: float = 0.2
+    retry_after: int = 1
+    #: Operations (``"POST /app/installations/{installation_id}/access_tokens"``) never faulted.
+    exempt: frozenset[str] = frozenset()
+    kinds: tuple[str, ...] = CHAOS_KINDS
+    injected: Counter[str] = field(default_factory=Counter)
 
 
 class _Counter:
@@ -116,8 +145,14 @@ class GitHubState:
             self.users: dict[str, User] = {}
             self.revoked_tokens: set[str] = set()
             self.faults: list[Fault] = []
+            self.comments: list[IssueComment] = []
+            #: Personal access tokens: token -> the user's login.
+            self.user_tokens: dict[str, str] = {}
+            self.issues: list[Issue] = []
             #: The OAuth web flow (``tests/fakegithub/oauth.py``): clients, sign-in, tokens.
             self.oauth = OAuthState()
+            #: The probabilistic fault mode (:meth:`chaos`); off by default.
+            self.chaos_mode: Chaos | None = None
 
             self._repo_ids = _Counter(100_000)
             self._pull_ids = _Counter(200_000)
@@ -128,6 +163,8 @@ class GitHubState:
             self._installation_ids = _Counter(1_000)
             self._ruleset_ids = _Counter(10)
             self._delivery_ids = _Counter(90_000_000_000)
+            self._comment_ids = _Counter(700_000)
+            self._issue_ids = _Counter(800_000)
 
             self.register_app(DEFAULT_APP_ID)
 
@@ -385,6 +422,7 @@ class GitHubState:
         body: str | None = "",
         state: str = "open",
         author_association: str = "CONTRIBUTOR",
+        assignees: Iterable[str] = (),
     ) -> Pull:
         """An open pull request into ``repo``.
 
@@ -433,7 +471,10 @@ class GitHubState:
                 author_association=author_association,
                 created_at=iso(),
                 updated_at=iso(),
+                assignees=list(assignees),
             )
+            for login in pull.assignees:
+                self.user(login)
             self.pulls[(r.full_name.lower(), number)] = pull
             return pull
 
@@ -477,6 +518,43 @@ class GitHubState:
                 )
             pull.updated_at = iso()
             return pull
+
+    def merge(self, repo: str, number: int, *, by: str, merge_commit_sha: str) -> Pull:
+        """The pull request merged by ``by`` as ``merge_commit_sha`` into its base."""
+        with self.lock:
+            pull = self.pull(repo, number)
+            self.user(by)
+            pull.state, pull.merged = "closed", True
+            pull.merged_by, pull.merge_commit_sha = by, merge_commit_sha
+            self.repo(pull.repo).branches[pull.base_ref] = merge_commit_sha
+            pull.updated_at = iso()
+            return pull
+
+    def add_user_token(self, login: str) -> str:
+        """A personal access token of ``login`` (what an operator's GITHUB_TOKEN is)."""
+        with self.lock:
+            self.user(login)
+            token = "ghp_" + fake_sha("user-token", login, len(self.user_tokens))[:36]
+            self.user_tokens[token] = login
+            return token
+
+    def add_comment(
+        self, repo: str, number: int, *, user: str, body: str, user_type: str = "User"
+    ) -> IssueComment:
+        """A comment on issue or pull request ``number`` (the conversation, not a review)."""
+        with self.lock:
+            self.user(user, user_type)
+            comment = IssueComment(
+                id=self._comment_ids(),
+                repo=self.repo(repo).full_name,
+                number=number,
+                user=user,
+                user_type=user_type,
+                body=body,
+                created_at=iso(),
+            )
+            self.comments.append(comment)
+            return comment
 
     def set_compare(
         self,
@@ -727,10 +805,73 @@ class GitHubState:
         with self.lock:
             self.faults.extend(Fault(status) for _ in range(n))
 
+    def drop_next(self, n: int = 1) -> None:
+        """The next ``n`` valid requests act, then their connection closes unanswered."""
+        with self.lock:
+            self.faults.extend(Fault(0, drop=True) for _ in range(n))
+
     def secondary_rate_limit_next(self, n: int = 1, retry_after: int = 1) -> None:
         """The next ``n`` valid requests hit GitHub's secondary rate limit (403 + retry-after)."""
         with self.lock:
             self.faults.extend(Fault(403, retry_after) for _ in range(n))
+
+    def chaos(
+        self,
+        *,
+        rate: float = 0.2,
+        seed: int = 0,
+        hold: float = 0.2,
+        retry_after: int = 1,
+        exempt: Iterable[str] = (),
+        kinds: Sequence[str] = CHAOS_KINDS,
+    ) -> Chaos:
+        """Fail each valid request with probability ``rate`` (reproducibly, by ``seed``).
+
+        The fault is one of ``kinds``: a 502, a 503, GitHub's secondary rate limit
+        (403 + ``retry-after``) or a "timeout" (see :class:`Chaos`). Faults queued
+        with :meth:`fail_next` come first. :meth:`chaos_off` ends the mode.
+        """
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate is a probability")
+        unknown = set(kinds) - set(CHAOS_KINDS)
+        if unknown or not kinds:
+            raise ValueError(f"kinds: choose among {CHAOS_KINDS}, not {sorted(unknown)}")
+        mode = Chaos(
+            rate=rate,
+            rng=random.Random(seed),
+            hold=hold,
+            retry_after=retry_after,
+            exempt=frozenset(exempt),
+            kinds=tuple(kinds),
+        )
+        with self.lock:
+            self.chaos_mode = mode
+        return mode
+
+    def chaos_off(self) -> dict[str, int]:
+        """End chaos mode (the counts stay readable); returns the faults injected, by kind."""
+        with self.lock:
+            if self.chaos_mode is not None:
+                self.chaos_mode.rate = 0.0
+        return self.faults_injected
+
+    def chaos_fault(self, operation: str) -> str | None:
+        """The fault chaos mode picks for one request to ``operation`` (counted), if any."""
+        with self.lock:
+            mode = self.chaos_mode
+            if mode is None or not mode.rate or operation in mode.exempt:
+                return None
+            if mode.rng.random() >= mode.rate:
+                return None
+            kind = mode.rng.choice(mode.kinds)
+            mode.injected[kind] += 1
+            return kind
+
+    @property
+    def faults_injected(self) -> dict[str, int]:
+        """Faults chaos mode injected so far, by kind."""
+        with self.lock:
+            return dict(self.chaos_mode.injected) if self.chaos_mode else {}
 
     # ------------------------------------------------------------------- log
 

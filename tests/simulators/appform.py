@@ -73,6 +73,7 @@ EVENT_NEEDS = {
     "check_run": "checks",
     "check_suite": "checks",
     "issues": "issues",
+    "issue_comment": "issues",
     "membership": "members",
     "merge_group": "merge_queues",
     "pull_request": "pull_requests",

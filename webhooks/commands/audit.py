@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -282,13 +283,18 @@ def _source(parser: argparse.ArgumentParser, *, default: object = None) -> None:
         default=default,
         help="data dir: audit.sqlite3, keys/, checkpoints.log (default: $GATE_DATA_DIR or ./.gate)",
     )
+    # The service's own settings by default, so the log read is the log written.
+    service_prefix = os.environ.get("GATE_REDIS_PREFIX") or "merge-gate"
     parser.add_argument(
-        "--redis-url", metavar="URL", default=default, help="read the entries from Redis instead"
+        "--redis-url",
+        metavar="URL",
+        default=(os.environ.get("GATE_REDIS_URL") or None) if default is None else default,
+        help="read the entries from Redis instead (default: $GATE_REDIS_URL)",
     )
     parser.add_argument(
         "--redis-prefix",
-        default=DEFAULT_REDIS_PREFIX if default is None else default,
-        help=f"key prefix in Redis (default: {DEFAULT_REDIS_PREFIX})",
+        default=f"{service_prefix}:audit" if default is None else default,
+        help=f"key prefix in Redis (default: $GATE_REDIS_PREFIX:audit, {DEFAULT_REDIS_PREFIX})",
     )
 
 

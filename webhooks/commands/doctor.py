@@ -17,6 +17,11 @@ What it reads (with the App's own credentials, GATE_APP_ID + private key):
   administration: read. merge-gate does not ask for that, so doctor usually
   cannot see classic protection and says so instead of guessing.
 
+- the agents the base policy names: their role (``GET .../collaborators/{username}/permission``),
+  classic bypass allowances, ``require_last_push_approval``, and whether GitHub
+  Actions may approve pull requests (``GET .../actions/permissions/workflow``,
+  actions: read, optional like administration: not visible is a warning).
+
 Why the pin matters: a required status check named ``merge-gate`` without a
 source (``app_id`` in branch protection, ``integration_id`` in a ruleset) is
 satisfied by *any* App's check run or any commit status of that name, which an
@@ -39,14 +44,18 @@ from typing import Any, TextIO
 
 import httpx
 
+from gate.defaults import load_policy
+from gate.policy import InvalidPolicy, Policy
 from webhooks.github import Backoff, GitHubApp, GitHubError, NotFound
 from webhooks.permissions import (
     ALL_EVENTS,
     ALL_OPERATIONS,
     AUTOMATIC_EVENTS,
+    covers,
     needed_permissions,
     permission_shortfall,
 )
+from webhooks.reader import ConfigReader
 
 __all__ = [
     "CHECK_NAME",
@@ -67,8 +76,9 @@ CHECK_NAME = "merge-gate"
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 
 #: Permissions doctor tolerates beyond the needed set: administration read only
-#: lets doctor itself see classic branch protection.
-TOLERATED_EXTRA = {"administration": "read"}
+#: lets doctor itself see classic branch protection, actions read whether Actions
+#: may approve pull requests, issues write lets break-glass open review issues.
+TOLERATED_EXTRA = {"administration": "read", "actions": "read", "issues": "write"}
 
 
 class ConfigError(Exception):
@@ -162,6 +172,14 @@ def installation_findings(
         name
         for name, level in granted.items()
         if name not in needed and TOLERATED_EXTRA.get(name) != level
+    )
+    # A level above the one needed is privilege too (contents: write where read does).
+    extra += sorted(
+        f"{name}: {level} where {needed[name]} suffices"
+        for name, level in granted.items()
+        if name in needed
+        and not covers({name: needed[name]}, permission=name, access=level)
+        and TOLERATED_EXTRA.get(name) != level
     )
     if extra:
         findings.append(
@@ -436,6 +454,152 @@ def branch_findings(facts: BranchFacts, *, app_id: int, slug: str = "merge-gate"
     return findings
 
 
+# --- least-privilege agents ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFacts:
+    """What doctor read about the agent identities the base policy names."""
+
+    #: Literal agent logins of the policy (``agents.logins`` and ``agents.delegates``
+    #: without wildcards: a pattern names no account to look up).
+    logins: tuple[str, ...] = ()
+    #: login -> its role on the repository (admin, maintain, write, triage, read, none).
+    roles: Mapping[str, str] = field(default_factory=dict)
+    #: "Allow GitHub Actions to create and approve pull requests"; None: not visible.
+    actions_can_approve: bool | None = None
+    #: Why the policy could not be read, when it could not.
+    policy_problem: str = ""
+
+
+def _agent_role_findings(agents: AgentFacts) -> list[Finding]:
+    name = "agent permissions"
+    if agents.policy_problem:
+        return [Finding(name, Status.WARN, agents.policy_problem, "Fix the policy file")]
+    if not agents.logins:
+        return [Finding(name, Status.OK, "the policy names agents by pattern only")]
+    strong = [
+        f"{login} has {agents.roles[login]}"
+        for login in agents.logins
+        if agents.roles.get(login) in ("admin", "maintain")
+    ]
+    if strong:
+        return [
+            Finding(
+                name,
+                Status.FAIL,
+                "; ".join(strong) + ": an agent that administers or maintains the repository "
+                "can change its rules and merge around the gate",
+                "Give agents at most write: Settings > Collaborators and teams (and the teams "
+                "that grant the role); an App agent: narrow its installation's permissions",
+            )
+        ]
+    roles = ", ".join(f"{login}: {agents.roles.get(login) or 'none'}" for login in agents.logins)
+    return [Finding(name, Status.OK, f"agents hold at most write ({roles})")]
+
+
+def _agent_bypass_findings(facts: BranchFacts, agents: AgentFacts) -> list[Finding]:
+    """Agents (or their Apps) a classic protection lets skip review.
+
+    Ruleset bypass lists name Apps, teams and roles, not users: an App there is
+    already a failure of "bypass lists".
+    """
+    name = "agent bypass"
+    allowances = ((facts.protection or {}).get("required_pull_request_reviews") or {}).get(
+        "bypass_pull_request_allowances"
+    ) or {}
+    wanted = {login.lower() for login in agents.logins}
+    wanted |= {login.lower().removesuffix("[bot]") for login in agents.logins}
+    found = [
+        str(u.get("login"))
+        for u in allowances.get("users") or []
+        if str(u.get("login", "")).lower() in wanted
+    ]
+    found += [
+        f"App {a.get('slug')}"
+        for a in allowances.get("apps") or []
+        if str(a.get("slug", "")).lower() in wanted
+    ]
+    if found:
+        return [
+            Finding(
+                name,
+                Status.FAIL,
+                f"branch protection lets the agent {', '.join(found)} bypass required reviews",
+                "Remove it from 'Allow specified actors to bypass required pull requests'",
+            )
+        ]
+    return [Finding(name, Status.OK, "no agent the policy names is in a visible bypass list")]
+
+
+def _last_push_findings(facts: BranchFacts) -> list[Finding]:
+    name = "last pusher approval"
+    for rule in facts.rules:
+        if rule.get("type") == "pull_request" and (rule.get("parameters") or {}).get(
+            "require_last_push_approval"
+        ):
+            label = _ruleset_label(facts, rule.get("ruleset_id"))
+            return [Finding(name, Status.OK, f"{label} requires another person's approval")]
+    reviews = (facts.protection or {}).get("required_pull_request_reviews") or {}
+    if reviews.get("require_last_push_approval"):
+        return [Finding(name, Status.OK, "branch protection requires another person's approval")]
+    return [
+        Finding(
+            name,
+            Status.FAIL,
+            f"on {facts.branch} whoever pushed last may approve their own push: a human who "
+            "pushes an agent's commits can approve them in GitHub's own review count",
+            "In the ruleset's 'Require a pull request before merging', enable 'Require approval "
+            "of the most recent reviewable push' (require_last_push_approval), or the same in "
+            "classic protection",
+        )
+    ]
+
+
+def _actions_findings(agents: AgentFacts) -> list[Finding]:
+    name = "actions approve"
+    if agents.actions_can_approve is None:
+        return [
+            Finding(
+                name,
+                Status.WARN,
+                "cannot see whether GitHub Actions may approve pull requests (actions: read)",
+                "Check Settings > Actions > General > Workflow permissions by hand, or grant "
+                "the App actions: read",
+            )
+        ]
+    if agents.actions_can_approve:
+        return [
+            Finding(
+                name,
+                Status.FAIL,
+                "GitHub Actions may create and approve pull requests: a workflow's token "
+                "counts as an approving review",
+                "Settings > Actions > General: clear 'Allow GitHub Actions to create and "
+                "approve pull requests' (PUT /repos/{owner}/{repo}/actions/permissions/workflow "
+                "can_approve_pull_request_reviews=false)",
+            )
+        ]
+    return [Finding(name, Status.OK, "GitHub Actions cannot approve pull requests")]
+
+
+def agent_findings(facts: BranchFacts, agents: AgentFacts) -> list[Finding]:
+    """Least privilege for agents: roles, bypass, last-push approval, Actions approvals."""
+    return [
+        *_agent_role_findings(agents),
+        *_agent_bypass_findings(facts, agents),
+        *_last_push_findings(facts),
+        *_actions_findings(agents),
+    ]
+
+
+def literal_agents(policy: Policy | None) -> tuple[str, ...]:
+    """The agent logins a policy (None: the built-in one) names without wildcards."""
+    agents = (policy or load_policy(None).policy).agents
+    named = [*agents.logins, *agents.delegates]
+    return tuple(dict.fromkeys(n for n in named if "*" not in n and "?" not in n))
+
+
 # --- I/O ----------------------------------------------------------------------------
 
 
@@ -577,7 +741,41 @@ async def _checks(
     findings.extend(installation_findings(inst))
     facts = await read_branch(gh, installation_id=int(inst["id"]), owner=owner, repo=name)
     findings.extend(branch_findings(facts, app_id=config.app_id, slug=slug))
+    agents = await read_agents(gh, installation_id=int(inst["id"]), facts=facts)
+    findings.extend(agent_findings(facts, agents))
     return findings, slug
+
+
+async def read_agents(gh: GitHubApp, *, installation_id: int, facts: BranchFacts) -> AgentFacts:
+    """The base policy's agents, their roles, and whether Actions may approve."""
+    get = partial(_get, gh, installation_id=installation_id)
+    base = f"/repos/{facts.owner}/{facts.repo}"
+    # The policy as the service reads it: .github/merge-gate.yml on the branch.
+    config = await ConfigReader(gh).read(
+        installation_id=installation_id, repo=f"{facts.owner}/{facts.repo}", sha=facts.branch
+    )
+    if isinstance(config.parsed, InvalidPolicy):
+        problem = f"the policy on {facts.branch} is invalid: {config.parsed}"
+        return AgentFacts(policy_problem=problem)
+    logins = literal_agents(config.parsed.policy if config.parsed else None)
+    roles: dict[str, str] = {}
+    for login in logins:
+        try:
+            answer = _as_dict(
+                await get(f"{base}/collaborators/{login}/permission", route="GET /permission")
+            )
+            roles[login] = str(answer.get("role_name") or answer.get("permission") or "none")
+        except GitHubError:
+            roles[login] = "none"
+    can_approve: bool | None
+    try:
+        workflow = _as_dict(
+            await get(f"{base}/actions/permissions/workflow", route="GET /actions/permissions")
+        )
+        can_approve = bool(workflow.get("can_approve_pull_request_reviews"))
+    except GitHubError:
+        can_approve = None
+    return AgentFacts(logins=logins, roles=roles, actions_can_approve=can_approve)
 
 
 def report(findings: Sequence[Finding], *, out: TextIO) -> int:

@@ -28,12 +28,16 @@ EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 MAX_JWKS_BYTES = 1 << 20
 
 
+#: A decision record of a 3000-file pull request is a few MB; far past that is not one.
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+
+
 class UsageProblem(Exception):
     """Exit 2: the inputs could not be read, so nothing was verified."""
 
 
-def fetch_jwks(url: str, *, timeout: float = 10.0) -> bytes:
-    """GET a JWK Set over http(s)."""
+def fetch(url: str, *, limit: int, what: str, timeout: float = 10.0) -> bytes:
+    """GET ``url`` over http(s), refusing a body over ``limit`` bytes."""
     import httpx  # imported here: only this path needs it
 
     try:
@@ -41,9 +45,14 @@ def fetch_jwks(url: str, *, timeout: float = 10.0) -> bytes:
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise UsageProblem(f"cannot fetch {url}: {exc}") from None
-    if len(response.content) > MAX_JWKS_BYTES:
-        raise UsageProblem(f"{url}: response too large for a JWK Set")
+    if len(response.content) > limit:
+        raise UsageProblem(f"{url}: response too large for {what}")
     return response.content
+
+
+def fetch_jwks(url: str, *, timeout: float = 10.0) -> bytes:
+    """GET a JWK Set over http(s)."""
+    return fetch(url, limit=MAX_JWKS_BYTES, what="a JWK Set", timeout=timeout)
 
 
 def load_keys(*, jwks: str | None, key: str | None) -> dict[str, Ed25519PublicKey]:
@@ -61,8 +70,11 @@ def load_keys(*, jwks: str | None, key: str | None) -> dict[str, Ed25519PublicKe
 
 
 def read_record(source: str) -> bytes:
+    """The record from a file, stdin (``-``) or a URL (a details page's ``/record``)."""
     if source == "-":
         return sys.stdin.buffer.read()
+    if source.startswith(("http://", "https://")):
+        return fetch(source, limit=MAX_RECORD_BYTES, what="a decision record")
     try:
         return Path(source).read_bytes()
     except OSError as exc:
@@ -104,7 +116,11 @@ def summarize(statement: dict[str, object], digest: str) -> dict[str, object]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "file", nargs="?", default="-", metavar="FILE", help="the record (default: stdin)"
+        "file",
+        nargs="?",
+        default="-",
+        metavar="FILE|URL",
+        help="the record: a file, a URL ({details page}/record) or stdin (default)",
     )
     keys = parser.add_mutually_exclusive_group(required=True)
     keys.add_argument("--jwks", metavar="URL|FILE", help="JWK Set with the verification keys")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from tests.fakegithub.endpoints import (
+    actions,
     apps,
     checks,
     collaborators,
     contents,
     hooks,
+    issues,
     orgs,
     pulls,
     rules,
@@ -15,11 +17,13 @@ from tests.fakegithub.endpoints import (
 )
 
 __all__ = [
+    "actions",
     "apps",
     "checks",
     "collaborators",
     "contents",
     "hooks",
+    "issues",
     "orgs",
     "pulls",
     "rules",
