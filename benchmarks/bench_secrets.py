@@ -1,6 +1,6 @@
 """The secrets detector against detect-secrets, its test-only peer.
 
-Four figures, each for both tools where it applies:
+Five figures, each for both tools where it applies:
 
 (a) recall on a seeded corpus: lines of generated, realistic code (Python,
     YAML, JSON, .env, shell, PEM) with ``per_kind`` planted secrets of each
@@ -14,6 +14,8 @@ Four figures, each for both tools where it applies:
 (d) 1 MB adversarial lines: milliseconds for ours (best of 5, wall and CPU,
     after one warm-up run, plus the first cold run), and detect-secrets in a
     child process with a time limit.
+(e) look-alikes (``secret_lookalikes``): realistic non-secrets that must not
+    deny, and long random credentials in test and docs files that must (ours).
 
 detect-secrets: https://github.com/Yelp/detect-secrets (Apache-2.0), used only
 here and never imported by ``gate``. Run with
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.secret_lookalikes import LOOKALIKES, real_in_fixtures
 from gate.detectors.base import ScanInput
 from gate.detectors.secrets import SecretsDetector
 from gate.diff import AddedLine
@@ -282,11 +285,15 @@ def seeded_corpus(*, lines: int, per_kind: int, seed: int) -> list[SourceFile]:
 
 
 def ours_findings(path: str, lines: list[str]) -> list[tuple[str, int | None]]:
-    """(rule, line) of each finding, for ``lines`` added as lines 1..n of ``path``."""
+    """(rule, line) of each denying finding, for ``lines`` added as lines 1..n of ``path``.
+
+    Informational findings (fixtures in tests and docs) are listed on the check
+    run but deny nothing, so they count neither as found nor as false positives.
+    """
     file = ChangedFile(path, FileStatus.ADDED, patch="@@", additions=len(lines))
     added = tuple(AddedLine(n, text) for n, text in enumerate(lines, 1))
     findings = DETECTOR.scan(ScanInput(file=file, added=added, contents=Contents()))
-    return [(f.rule, f.line) for f in findings]
+    return [(f.rule, f.line) for f in findings if f.deny]
 
 
 def ours(path: str, lines: list[str]) -> set[int]:
@@ -341,6 +348,19 @@ def recall(corpus: list[SourceFile]) -> dict[str, Any]:
         "detect_secrets": sum(row["detect_secrets"] for row in per_kind.values()) / planted,
         "per_kind": per_kind,
         "false_positive_lines": false_pos,
+    }
+
+
+def lookalikes() -> dict[str, Any]:
+    """(e) Look-alikes that must not deny and real credentials in fixtures that must."""
+    denied = [sample.path for sample in LOOKALIKES if ours(sample.path, sample.text.splitlines())]
+    real = real_in_fixtures()
+    missed = [sample.path for sample in real if not ours(sample.path, sample.text.splitlines())]
+    return {
+        "lookalikes": len(LOOKALIKES),
+        "lookalikes_denied": denied,
+        "real_in_fixtures": len(real),
+        "real_in_fixtures_missed": missed,
     }
 
 
@@ -531,6 +551,7 @@ def run(
         "recall": recall(corpus),
         "stdlib": stdlib(every=stdlib_every),
         "adversarial": adversarial(peer_limit=peer_limit),
+        "lookalikes": lookalikes(),
     }
     results["adversarial_max_ms"] = max(r["ours_ms"] for r in results["adversarial"].values())
     _print(results, peer_limit=peer_limit)
@@ -572,6 +593,11 @@ def _print(results: dict[str, Any], *, peer_limit: float) -> None:
             f"{row['ours_first_run_ms']:>8.1f}{shown:>16}  {finds}\n"
         )
     out(f"    worst (ours, best of 5): {results['adversarial_max_ms']:.1f} ms\n")
+    look = results["lookalikes"]
+    out(f"\n(e) look-alikes denied: {len(look['lookalikes_denied'])} of {look['lookalikes']}")
+    out(f" {look['lookalikes_denied'] or ''}\n")
+    out(f"    real credentials in test/docs files missed: {len(look['real_in_fixtures_missed'])}")
+    out(f" of {look['real_in_fixtures']} {look['real_in_fixtures_missed'] or ''}\n")
 
 
 def main(argv: Iterator[str] | None = None) -> None:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector, Finding, ScanInput
 from gate.detectors.secrets import redact_text
+from gate.detectors.testfiles import RULE as TEST_FILE
 from gate.diff import PatchError, added_lines, first_added_range
+from gate.filekinds import DOC_SUFFIXES
 from gate.globs import GlobSet
 from gate.model import ChangedFile, Contents
 from gate.result import FileFinding, FileResult, Reason
@@ -78,7 +80,7 @@ def _classify(
     findings: list[Finding] = []
     data = ScanInput(file=file, added=added, contents=contents)
     for detector in active:
-        findings.extend(detector.scan(data))
+        findings.extend(_allowed(policy, finding) for finding in detector.scan(data))
     # Messages quote pull-request text (a package URL, an operation's name) and reach
     # the check run and the signed record: no secret may ride along, whatever found it.
     findings = [replace(f, message=redact_text(f.message)) for f in findings]
@@ -105,6 +107,9 @@ def _classify(
                 source=policy.cite("default_tier"),
             )
         ]
+    stepped = _gated_test(policy=policy, file=file, findings=findings, rank=best_rank)
+    if stepped is not None:
+        best_rank, best_reasons = stepped
     if unseen is not None:
         ceiling, why = _unseen_tier(policy=policy, file=file)
         if best_rank < ceiling:
@@ -137,6 +142,51 @@ def _classify(
     )
 
 
+def _gated_test(
+    *, policy: LoadedPolicy, file: ChangedFile, findings: Sequence[Finding], rank: int
+) -> tuple[int, list[Reason]] | None:
+    """The lower tier of a test or prose doc in a gated area (policy ``gated_tests``)."""
+    rules = policy.policy
+    gated = rules.gated_tests
+    if gated.tier is None or rules.tiers[rank].name not in gated.from_:
+        return None
+    target = rules.rank(gated.tier)
+    if target >= rank:
+        return None
+    prose = all(p.lower().endswith(DOC_SUFFIXES) for p in file.paths)
+    test = any(f.detector == "tests" and f.rule == TEST_FILE for f in findings)
+    if not (prose or test):
+        return None
+    what = "prose documentation" if prose else "a test file that declares tests"
+    reason = Reason(
+        rule="gated_tests",
+        detail=f"{what} in a {rules.tiers[rank].name!r} area takes tier {gated.tier!r}",
+        source=policy.cite("gated_tests"),
+    )
+    return target, [reason]
+
+
+def _allowed(policy: LoadedPolicy, finding: Finding) -> Finding:
+    """``finding``, made informational when the base policy allows its fingerprint.
+
+    The allowlist lives in the policy, which is read from the base branch, so a
+    pull request cannot allow its own secret; there is no inline marker.
+    """
+    if not finding.fingerprint or finding.informational:
+        return finding
+    allowed = policy.policy.secrets.allowed_fingerprints
+    for index, entry in enumerate(allowed):
+        if finding.fingerprint.startswith(entry):
+            where = policy.cite("secrets", "allowed_fingerprints", index)
+            return replace(
+                finding,
+                deny=False,
+                informational=True,
+                message=f"{finding.message} [informational: fingerprint allowed by {where}]",
+            )
+    return finding
+
+
 def _unseen_tier(*, policy: LoadedPolicy, file: ChangedFile) -> tuple[int, str]:
     """The tier a file whose content was not inspected takes, and why.
 
@@ -157,6 +207,7 @@ def _deny_reasons(
     *, policy: LoadedPolicy, file: ChangedFile, findings: Sequence[Finding], agent: bool
 ) -> list[Reason]:
     reasons: list[Reason] = []
+    findings = [f for f in findings if not f.informational]
     for finding in findings:
         if finding.deny:
             where = f"line {finding.line}" if finding.line else "file"
@@ -211,6 +262,8 @@ def _tier_reasons(
                 )
             )
     for finding in findings:
+        if finding.informational:
+            continue
         at = _ref_index(tier.detectors, finding)
         if at is not None:
             where = f" (line {finding.line})" if finding.line else ""

@@ -76,9 +76,14 @@ tiers:
     paths: ["**/auth/**", "**/authn/**", "**/authz/**", "**/oauth/**", "**/login/**",
             "**/billing/**", "**/payments/**", "**/payment/**", "**/checkout/**",
             "**/security/**", "**/crypto/**", "**/permissions/**", "**/secrets/**"]
+    # Auth, crypto and permission code anywhere: path words (jwt, oauth, session,
+    # password, policy, token...) and added lines that use such libraries.
+    detectors: [auth]
     require: {approvals: 1, from: code_owners}
   - name: migrations
     description: schema and migrations (code-owner approval + staged rollout)
+    # Every file under a migrations directory (Django imports every module there);
+    # the detector adds each framework's own layout (Flyway, Liquibase, Ecto...).
     paths: ["**/migrations/**", "**/migrate/**", "alembic/**", "**/alembic/versions/**",
             "*.sql", "**/schema.prisma", "db/schema.rb", "db/structure.sql"]
     detectors: [migrations]
@@ -99,6 +104,12 @@ unseen_content_tier: medium
 # Owners of gated files that CODEOWNERS leaves unowned, e.g. ["@acme/security"]:
 # set it to the security owners so agent instructions are never left unowned.
 fallback_owners: []
+
+# Tests that declare tests, and prose docs, inside a gated area (payment/tests/,
+# auth/docs/) take this tier instead of the area's. Remove to keep the area's tier.
+gated_tests:
+  tier: low
+  from: [high, migrations]
 """
 
 BUILTIN_PATH = "(built-in default policy)"

@@ -40,7 +40,7 @@ MAX_POLICY_BYTES = 256 * 1024
 MAX_ALIASES = 100
 MAX_NODES = 10_000
 MAX_DEPTH = 64
-DETECTORS = ("secrets", "dependencies", "migrations", "infra")
+DETECTORS = ("secrets", "dependencies", "migrations", "infra", "auth", "tests")
 GATES = ("staged_rollout", "supply_chain_scan")
 
 
@@ -207,6 +207,36 @@ class BreakGlass(_Section):
         return self
 
 
+Fingerprint = Annotated[StrictStr, Field(pattern=r"^sha256:[0-9a-f]{12,64}$")]
+
+
+class Secrets(_Section):
+    """Settings of the secrets detector, read from the base branch like the rest."""
+
+    allowed_fingerprints: tuple[Fingerprint, ...] = Field(
+        (),
+        description="Fingerprints ('sha256:' and 12 to 64 hex digits, as a finding's "
+        "redaction shows them) of known test fixtures: such a finding is listed as "
+        "informational and neither denies nor sets the file's tier.",
+        max_length=1000,
+    )
+
+
+class GatedTests(_Section):
+    """Tests and docs inside a gated area (``payment/tests/``) take their own tier."""
+
+    tier: StrictStr | None = Field(
+        None,
+        description="The tier such tests and docs take; absent: they keep the area's tier.",
+    )
+    from_: tuple[StrictStr, ...] = Field(
+        (),
+        alias="from",
+        description="Tiers whose tests and docs step down to 'tier'. A test file steps "
+        "down only when it declares tests; docs when they are prose (.md, .rst, .adoc, .txt).",
+    )
+
+
 class Policy(_Section):
     """A merge-gate policy; tiers are listed from lowest to highest risk."""
 
@@ -222,6 +252,9 @@ class Policy(_Section):
     fallback_owners: tuple[Owner, ...] = Field(
         (), description="Owners of gated files that CODEOWNERS leaves unowned."
     )
+    secrets: Secrets = Secrets()
+    gated_tests: GatedTests = GatedTests()
+
     extend: Literal["org"] | None = Field(
         None,
         description="'org': the organisation's policy (its .github repository) applies too, "
@@ -237,6 +270,15 @@ class Policy(_Section):
         default_factory=lambda: BreakGlass(),
         description="Emergency override by a named team ('/merge-gate override <reason>').",
     )
+
+    @model_validator(mode="after")
+    def _gated_tests_known(self) -> Policy:
+        names = {tier.name for tier in self.tiers}
+        wanted = [self.gated_tests.tier] if self.gated_tests.tier else []
+        for name in [*wanted, *self.gated_tests.from_]:
+            if name not in names:
+                raise ValueError(f"gated_tests names {name!r}, which is not a tier")
+        return self
 
     @model_validator(mode="after")
     def _tiers_known(self) -> Policy:
@@ -264,6 +306,8 @@ class Policy(_Section):
     def detector_names(self) -> frozenset[str]:
         refs = [ref for tier in self.tiers for ref in tier.detectors]
         refs += [ref for rule in self.scope.deny for ref in rule.detectors]
+        if self.gated_tests.tier and self.gated_tests.from_:
+            refs.append("tests")
         return frozenset(ref.split(":", 1)[0] for ref in refs)
 
 
@@ -424,6 +468,9 @@ def parse(
         if defaults
         else {}
     )
+    if "tiers" in data and "gated_tests" not in data:
+        # The default's gated_tests names the default's tiers, not this file's.
+        inherited.pop("gated_tests", None)
     merged = {**inherited, **data}
     # Checked on the raw data, so they come with every other error and their own lines.
     for loc, message in _tier_problems(merged):

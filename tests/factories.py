@@ -17,13 +17,13 @@ from gate.model import (
     Teams,
     UserType,
 )
-from gate.policy import LoadedPolicy
+from gate.policy import DETECTORS, LoadedPolicy
 from gate.result import Decision
 
 HEAD = "a" * 40
 OLD = "b" * 40
 BASE = "c" * 40
-DETECTOR_NAMES = ("secrets", "dependencies", "migrations", "infra")
+DETECTOR_NAMES = DETECTORS
 
 
 class QuietDetector:

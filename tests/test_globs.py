@@ -82,7 +82,7 @@ def test_codeowners_are_not_fooled_by_control_characters(
 
 @pytest.mark.parametrize("char", ODD, ids=repr)
 def test_the_migrations_detector_matches_paths_with_control_characters(char: str) -> None:
-    for path in (f"a{char}b/migrations/x{char}.py", f"db/x{char}y.sql"):
+    for path in (f"a{char}b/migrations/0001_x{char}.py", f"db/x{char}y.sql"):
         file = ChangedFile(path, FileStatus.ADDED, patch="@@ -0,0 +1 @@\n+x = 1")
         found = MigrationDetector().scan(ScanInput(file=file, added=(), contents=Contents()))
         assert [f.rule for f in found] == ["migration"], path

@@ -60,7 +60,7 @@ def names(manifest: Manifest) -> set[tuple[str, str]]:
         ("Gemfile", ManifestKind.GEMFILE),
         ("README.md", None),
         ("notes.txt", None),
-        ("go.sum", None),
+        ("go.sum", ManifestKind.LOCKFILE),
         ("Package.json", None),
     ],
 )

@@ -84,6 +84,14 @@ def test_renamed_out_of_migrations_and_removed_are_flagged() -> None:
         ("    await knex.schema.dropTable('users')", "dropTable"),
         ("    await queryInterface.removeColumn('users', 'age')", "removeColumn"),
         ('migrationBuilder.DropColumn(name: "Age", table: "Users");', "DropColumn"),
+        ("ALTER TABLE t RENAME COLUMN a TO b;", "RENAME"),
+        ("ALTER TABLE t RENAME TO t_old;", "RENAME"),
+        (
+            "        migrations.RenameField(model_name='u', old_name='a', new_name='b'),",
+            "RenameField",
+        ),
+        ('migrationBuilder.RenameTable(name: "Users", newName: "Accounts");', "RenameTable"),
+        ("ALTER TABLE events ON CLUSTER main DROP COLUMN payload", "DROP COLUMN"),
     ],
 )
 def test_destructive_statements(line: str, named: str) -> None:
@@ -115,7 +123,6 @@ def test_destructive_rails(path: str, line: str, named: str) -> None:
         ("src/a.py", "ALTER TABLE t ALTER COLUMN c DROP DEFAULT;", "ALTER TABLE"),
         ("src/a.py", "ALTER TABLE t DROP CONSTRAINT fk_x;", "ALTER TABLE"),
         ("src/a.py", "DROP INDEX ix_users_email;", "DROP INDEX"),
-        ("src/a.py", "ALTER TABLE t RENAME COLUMN a TO b;", "ALTER TABLE"),
         ("src/a.py", "    op.create_table('users',", "create_table"),
         ("src/a.py", "    op.add_column('users', sa.Column('age', sa.Integer()))", "add_column"),
         ("src/a.py", "    op.alter_column('users', 'age', nullable=True)", "alter_column"),

@@ -141,7 +141,7 @@ def test_all_errors_at_once_each_at_its_own_line() -> None:
         "p.yml:7:35: tiers.1.require: 'from' lists nobody",
         "p.yml:10:7: scope.deny.0: a deny rule needs paths or detectors",
         "p.yml:11:19: scope.deny.1.detectors.0: unknown detector 'secret'; "
-        "known: secrets, dependencies, migrations, infra",
+        "known: secrets, dependencies, migrations, infra, auth, tests",
         "p.yml:13:15: default_tier: 'nope' is not a tier",
     ]
 
@@ -151,7 +151,7 @@ def test_an_unknown_detector_in_a_deny_rule_is_an_error() -> None:
     found = errors_of("version: 1\nscope:\n  deny:\n    - {detectors: [secret], reason: x}\n")
     assert found == [
         "p.yml:4:20: scope.deny.0.detectors.0: unknown detector 'secret'; "
-        "known: secrets, dependencies, migrations, infra"
+        "known: secrets, dependencies, migrations, infra, auth, tests"
     ]
 
 

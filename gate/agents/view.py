@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gate.policy import LoadedPolicy
 
 #: Bump when the shape below changes: cached views of another version are rebuilt.
-VIEW_VERSION = 1
+VIEW_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +47,24 @@ class ScopeView:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretsView:
+    allowed_fingerprints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GatedTestsView:
+    tier: str | None = None
+    from_: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyView:
     tiers: tuple[TierView, ...]
     scope: ScopeView
     default_tier: str
     unseen_content_tier: str
+    secrets: SecretsView = SecretsView()
+    gated_tests: GatedTestsView = GatedTestsView()
 
     def rank(self, tier: str) -> int:
         return [t.name for t in self.tiers].index(tier)
@@ -62,6 +75,8 @@ class PolicyView:
     def detector_names(self) -> frozenset[str]:
         refs = [ref for tier in self.tiers for ref in tier.detectors]
         refs += [ref for rule in self.scope.deny for ref in rule.detectors]
+        if self.gated_tests.tier and self.gated_tests.from_:
+            refs.append("tests")
         return frozenset(ref.split(":", 1)[0] for ref in refs)
 
 
@@ -89,6 +104,9 @@ def _keys(policy: PolicyView) -> list[tuple[str | int, ...]]:
         keys += [("scope", "deny", index, "paths", i) for i in range(len(rule.paths))]
         keys += [("scope", "deny", index, "detectors", i) for i in range(len(rule.detectors))]
     keys += [("scope", "deny_read", i) for i in range(len(policy.scope.deny_read))]
+    keys.append(("gated_tests",))
+    fingerprints = policy.secrets.allowed_fingerprints
+    keys += [("secrets", "allowed_fingerprints", i) for i in range(len(fingerprints))]
     return keys
 
 
@@ -116,6 +134,8 @@ def view_of(loaded: LoadedPolicy) -> LoadedView:
         ),
         default_tier=rules.default_tier,
         unseen_content_tier=rules.unseen_content_tier,
+        secrets=SecretsView(allowed_fingerprints=rules.secrets.allowed_fingerprints),
+        gated_tests=GatedTestsView(tier=rules.gated_tests.tier, from_=rules.gated_tests.from_),
     )
     cites = {key: loaded.cite(*key) for key in _keys(policy)}
     return LoadedView(policy=policy, path=loaded.path, blob=loaded.blob, cites=cites)
@@ -145,6 +165,8 @@ def to_json(view: LoadedView) -> dict[str, Any]:
         "deny_read": list(p.scope.deny_read),
         "default_tier": p.default_tier,
         "unseen_content_tier": p.unseen_content_tier,
+        "allowed_fingerprints": list(p.secrets.allowed_fingerprints),
+        "gated_tests": {"tier": p.gated_tests.tier, "from": list(p.gated_tests.from_)},
         "cites": [[list(key), text] for key, text in view.cites.items()],
     }
 
@@ -179,6 +201,15 @@ def from_json(data: Mapping[str, Any]) -> LoadedView:
             ),
             default_tier=str(data["default_tier"]),
             unseen_content_tier=str(data["unseen_content_tier"]),
+            secrets=SecretsView(
+                allowed_fingerprints=tuple(str(f) for f in data["allowed_fingerprints"])
+            ),
+            gated_tests=GatedTestsView(
+                tier=None
+                if data["gated_tests"]["tier"] is None
+                else str(data["gated_tests"]["tier"]),
+                from_=tuple(str(t) for t in data["gated_tests"]["from"]),
+            ),
         )
         cites = {tuple(key): str(text) for key, text in data["cites"]}
         return LoadedView(

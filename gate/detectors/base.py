@@ -3,7 +3,8 @@
 A detector reads what a change adds (and, when it asks, whole file texts at
 the base and head of the pull request) and reports findings. The policy names
 detectors per tier; a file on which a tier's detector finds something is in
-that tier. A finding with ``deny`` set denies the pull request outright.
+that tier. A finding with ``deny`` set denies the pull request outright; an
+``informational`` one is listed and does neither.
 
 Detectors are pure: the edge fetches the texts named by ``wanted`` before the
 engine runs, so the engine never does I/O.
@@ -31,6 +32,12 @@ class Finding:
     #: the engine redacts whatever one quotes from the pull request (``redact_text``).
     message: str
     deny: bool = False
+    #: Shown but neither denies nor sets a tier: e.g. a low-entropy value in a
+    #: test file, or a secret whose fingerprint the base branch's policy allows.
+    informational: bool = False
+    #: ``sha256:<hex>`` of what was found (a secret's digest, never the secret),
+    #: which a policy can allow by name (``secrets.allowed_fingerprints``).
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,10 @@ from gate.model import ChangedFile, FileStatus
 BASE = "base"
 HEAD = "head"
 
+#: Findings listed per rule and file; the rest are counted in one more finding, so
+#: a lockfile refresh that pulls in hundreds of packages cannot flood a check run.
+MAX_LISTED = 50
+
 #: Longest package name or spec put in a message, so one hostile manifest
 #: cannot flood a check run.
 _MESSAGE_FIELD_LIMIT = 120
@@ -269,6 +273,7 @@ def _compare(detector: str, path: str, *, base: Manifest, head: Manifest) -> lis
                     ),
                 )
             )
+    findings = _capped(detector, path, findings)
     for source in sorted(head.sources - base.sources):
         findings.append(
             Finding(
@@ -280,6 +285,31 @@ def _compare(detector: str, path: str, *, base: Manifest, head: Manifest) -> lis
             )
         )
     return findings
+
+
+def _capped(detector: str, path: str, findings: list[Finding]) -> list[Finding]:
+    """At most ``MAX_LISTED`` findings of each rule, then one that counts the rest."""
+    kept: list[Finding] = []
+    shown: dict[str, int] = {}
+    hidden: dict[str, int] = {}
+    for finding in findings:
+        if shown.get(finding.rule, 0) < MAX_LISTED:
+            kept.append(finding)
+            shown[finding.rule] = shown.get(finding.rule, 0) + 1
+        else:
+            hidden[finding.rule] = hidden.get(finding.rule, 0) + 1
+    for rule, count in sorted(hidden.items()):
+        what = "new packages" if rule == "new-package" else "version changes"
+        kept.append(
+            Finding(
+                detector=detector,
+                rule=rule,
+                path=path,
+                line=None,
+                message=f"and {count} more {what}, not listed",
+            )
+        )
+    return kept
 
 
 def _new_origins(

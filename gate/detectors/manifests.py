@@ -17,6 +17,9 @@ Formats and the specs they follow:
 - ``go.mod``: https://go.dev/ref/mod#go-mod-file
 - ``Cargo.toml``: https://doc.rust-lang.org/cargo/reference/specifying-dependencies.html
 - ``Gemfile``: https://bundler.io/guides/gemfile.html
+- lockfiles (``uv.lock``, ``poetry.lock``, ``Pipfile.lock``, ``Cargo.lock``,
+  ``Gemfile.lock``, ``go.sum``, ``yarn.lock``, ``pnpm-lock.yaml``,
+  ``composer.lock``): :mod:`gate.detectors.lockfiles`.
 
 Every regex over file text is RE2 (``re2``): manifests come from untrusted pull
 requests and RE2 runs in linear time. A parser never returns a partial answer:
@@ -35,6 +38,8 @@ from dataclasses import dataclass, field
 
 import re2
 
+from gate.detectors import lockfiles
+
 
 class Ecosystem(enum.StrEnum):
     PYPI = "pypi"
@@ -42,6 +47,7 @@ class Ecosystem(enum.StrEnum):
     GO = "go"
     CARGO = "cargo"
     RUBYGEMS = "rubygems"
+    PACKAGIST = "packagist"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -87,6 +93,7 @@ class ManifestKind(enum.StrEnum):
     GO_MOD = "go.mod"
     CARGO = "cargo"
     GEMFILE = "gemfile"
+    LOCKFILE = "lockfile"
 
 
 _EXACT_NAMES: Mapping[str, ManifestKind] = {
@@ -107,6 +114,8 @@ def manifest_kind(path: str) -> ManifestKind | None:
     exact = _EXACT_NAMES.get(base)
     if exact is not None:
         return exact
+    if base in lockfiles.PARSERS:
+        return ManifestKind.LOCKFILE
     stem, ext = posixpath.splitext(base)
     if ext in (".txt", ".in") and (
         "requirements" in stem.lower()
@@ -124,14 +133,17 @@ def parse_manifest(*, path: str, text: str) -> Manifest | ParseError:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        manifest = _PARSERS[kind](text)
+        if kind is ManifestKind.LOCKFILE:
+            manifest = _lockfile(lockfiles.PARSERS[posixpath.basename(path)](text))
+        else:
+            manifest = _PARSERS[kind](text)
         # A lone surrogate (raw, or a JSON "\ud800" escape) is no name or version
         # anyone can publish, and RE2 and registries need UTF-8.
         for package in manifest.packages:
             f"{package.name}{package.spec}".encode()
         for source in manifest.sources:
             source.encode()
-    except _Invalid as error:
+    except (_Invalid, lockfiles.LockfileError) as error:
         return ParseError(str(error))
     except RecursionError:
         return ParseError("nested too deeply to read")
@@ -877,6 +889,15 @@ _PARSERS: Mapping[ManifestKind, Callable[[str], Manifest]] = {
 }
 
 
+def _lockfile(locked: list[lockfiles.Locked]) -> Manifest:
+    found = _Collector()
+    for entry in locked:
+        ecosystem = Ecosystem(entry.ecosystem)
+        name = pep503_name(entry.name) if ecosystem is Ecosystem.PYPI else entry.name
+        found.add(Package(ecosystem, name, redact_url(entry.version)), line=entry.line)
+    return found.manifest()
+
+
 # --- registry coordinates ------------------------------------------------------------
 
 
@@ -978,7 +999,11 @@ def registry_ref(package: Package) -> RegistryRef | None:
             return None
         exact = _SEMVER.search(spec) if spec.startswith("=") else None
         return RegistryRef(package.ecosystem, package.name, str(exact.group(1)) if exact else None)
-    if spec.startswith("git ") or ", git " in spec:
+    if package.ecosystem is Ecosystem.PACKAGIST:
+        # The supply-chain scan does not read Packagist: it reports the package as
+        # one it cannot check, which never passes.
+        return None
+    if spec.startswith("git ") or ", git " in spec or spec.startswith("git+"):
         return None
     gem = _GEM_EXACT.search(spec)
     return RegistryRef(package.ecosystem, package.name, str(gem.group(1)) if gem else None)

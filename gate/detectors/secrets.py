@@ -65,6 +65,7 @@ import re2
 from gate.detectors.base import Finding, ScanInput
 from gate.detectors.secret_rules import RULES, Check, Rule
 from gate.diff import AddedLine
+from gate.filekinds import is_test_or_doc_path
 from gate.model import ChangedFile
 
 #: Matches examined per file before the file is denied as unscannable.
@@ -118,6 +119,9 @@ _NAME_SUFFIXES = (
     *("length", "len", "size", "count", "field", "header", "prefix", "suffix", "policy"),
     *("rule", "arn", "ref", "expiration", "expiry", "expires", "ttl", "version", "format"),
     *("regex", "pattern", "label", "env", "var", "hash", "question", "hint", "prompt"),
+    # Interface text about a credential (translation files): ``password-description``.
+    *("description", "desc", "title", "placeholder", "tooltip", "text", "message", "help"),
+    *("error", "caption"),
 )
 # Tokens that are not credentials: page cursors, idempotency and CSRF tokens.
 _NAME_WORDS = (
@@ -128,6 +132,19 @@ _NAME_WORDS = (
 
 # URL passwords that are the word for a password, as in ``http://user:pass@host``.
 _PASSWORD_WORDS = frozenset({"pass", "pw", "pwd", "passwd", "password", "user", "username"})
+
+# Hosts of a developer's own machine: a URL password for them is a local default.
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "host.docker.internal"})
+_LOCAL_SUFFIXES = (".localhost", ".local", ".test", ".invalid", ".example")
+#: A value with no vendor format in a test or docs file denies only when it looks
+#: generated: at least this long and this random (bits per character). Shorter or
+#: plainer ones (``abcDEF123!@#``) are fixtures, reported as informational.
+FIXTURE_MIN_LENGTH = 20
+FIXTURE_MIN_ENTROPY = 3.5
+# The claims of jwt.io's sample token, published in every JWT tutorial.
+_SAMPLE_JWT_CLAIMS = (("sub", "1234567890"), ("name", "John Doe"))
+# How far after a private key's first line of key material its END line is looked for.
+_PEM_REACH = 16 * 1024
 
 # File names whose values are written unquoted (``KEY=value``).
 _CONFIG_SUFFIXES = (
@@ -425,6 +442,8 @@ def _search(data: bytes, *, config: bool) -> _Search:
             context = _context(member, match, data, base)
             if not _plausible(member.rule, secret, context=context):
                 continue
+            if member.rule.id == "private-key" and _truncated_key(data, span[1]):
+                continue
             claimed.append(span)
             offset = start if member.rule.multiline else span[0]
             hits.append(_Hit(member.rule, secret, span, offset))
@@ -435,7 +454,17 @@ def _search(data: bytes, *, config: bool) -> _Search:
 
 def _scan(*, path: str, data: bytes, line_at: Callable[[int], int]) -> tuple[Finding, ...]:
     found = _search(data, config=is_config_path(path))
-    findings = [_finding(path, hit.rule, hit.secret, line_at(hit.offset)) for hit in found.hits]
+    fixture = is_test_or_doc_path(path)
+    findings = [
+        _finding(
+            path,
+            hit.rule,
+            hit.secret,
+            line_at(hit.offset),
+            informational=fixture and _fixture_value(hit.rule, hit.secret),
+        )
+        for hit in found.hits
+    ]
     if found.unscannable is not None:
         at = None if found.unscannable_at is None else line_at(found.unscannable_at)
         findings = [*_ordered(findings), _unscannable(path, found.unscannable, line=at)]
@@ -550,7 +579,9 @@ def _plausible(rule: Rule, secret: str, *, context: dict[str, str]) -> bool:
             secret, user=context.get("user", ""), host=context.get("host", "")
         )
     if rule.check is Check.JWT:
-        return not is_placeholder(secret) and _jwt_header_ok(secret)
+        return not is_placeholder(secret) and _jwt_header_ok(secret) and not _sample_jwt(secret)
+    if secret.startswith("eyJ") and _sample_jwt(secret):
+        return False
     strict = rule.check is Check.GENERIC
     if is_placeholder(secret, strict=strict):
         return False
@@ -565,7 +596,13 @@ def _plausible_password(password: str, *, user: str, host: str) -> bool:
     if is_placeholder(password, strict=True) or is_placeholder(user) or is_placeholder(host):
         return False
     # ``host:8080@`` is a port, not a password.
-    return not (password.isdigit() and len(password) <= 5)
+    if password.isdigit() and len(password) <= 5:
+        return False
+    # A local database's default (``postgres://app:devpass@localhost``) unless it looks generated.
+    lowered = host.lower()
+    if lowered in _LOCAL_HOSTS or lowered.endswith(_LOCAL_SUFFIXES):
+        return len(password) >= FIXTURE_MIN_LENGTH and _random_enough(password)
+    return True
 
 
 def _not_a_value(value: str) -> bool:
@@ -587,6 +624,10 @@ def _not_a_value(value: str) -> bool:
         # Where a secret lives rather than what it is: paths, URLs, ARNs.
         or value.startswith(("/", "./", "../", "~/", "%", "@", "arn:"))
         or "://" in value
+        # Text in a language other than English (translation files): credentials are ASCII.
+        or not value.isascii()
+        # A JSON-Schema or OpenAPI reference: ``#/components/schemas/Password``.
+        or value.startswith(("#/", "$ref", "$defs/", "definitions/"))
         # A colour or an anchor: #a1b2c3, #ansiblue.
         or (value[0] == "#" and set(value[1:]) <= _IDENTIFIER_CHARS | _DIGITS)
     )
@@ -616,17 +657,71 @@ def _jwt_header_ok(token: str) -> bool:
     return isinstance(decoded, dict) and decoded.get("alg", "none") not in ("none", "None")
 
 
-def _finding(path: str, rule: Rule, secret: str, line: int) -> Finding:
+def _random_enough(value: str) -> bool:
+    return shannon_entropy(value[:CHECKED_PREFIX]) >= FIXTURE_MIN_ENTROPY
+
+
+def _fixture_value(rule: Rule, secret: str) -> bool:
+    """True when a match in a test or docs file is a fixture, not a credential.
+
+    Only values no vendor format vouches for (generic assignments, URL
+    passwords, bearer values) qualify, and only short or plain ones: a long,
+    random value in a test is as real as anywhere else and still denies.
+    """
+    if rule.check not in (Check.GENERIC, Check.BASIC_AUTH):
+        return False
+    return len(secret) < FIXTURE_MIN_LENGTH or not _random_enough(secret)
+
+
+def _truncated_key(data: bytes, after: int) -> bool:
+    """True when a private key's material stops at an ellipsis before its END line.
+
+    Help text and docs show keys cut short (``MIIE...``): a key with a gap in
+    it cannot be used. A body that runs on to END, or past what is shown, is
+    judged whole.
+    """
+    window = data[after : after + _PEM_REACH]
+    end = window.find(b"-----END")
+    body = window if end < 0 else window[:end]
+    return b"..." in body or "…".encode() in body
+
+
+def _sample_jwt(token: str) -> bool:
+    """True for jwt.io's public sample token (and its variants): its claims are known."""
+    parts = token.split(".", 2)
+    payload = parts[1] if len(parts) > 1 else ""
+    if not payload or len(payload) > 2048:
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims = json.loads(raw)
+    except (binascii.Error, ValueError):
+        return False
+    return isinstance(claims, dict) and all(claims.get(k) == v for k, v in _SAMPLE_JWT_CLAIMS)
+
+
+def _finding(
+    path: str, rule: Rule, secret: str, line: int, *, informational: bool = False
+) -> Finding:
+    fingerprint = "sha256:" + hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
+    message = (
+        f"{rule.title} ({redact(secret)}) in an added line: revoke it, then remove it "
+        "from the branch history"
+    )
+    if informational:
+        message = (
+            f"{rule.title} ({redact(secret)}) in a test or docs file, short or plain: "
+            "a fixture, listed but not denied [informational]"
+        )
     return Finding(
         detector=SecretsDetector.name,
         rule=rule.id,
         path=path,
         line=line,
-        message=(
-            f"{rule.title} ({redact(secret)}) in an added line: revoke it, then remove it "
-            "from the branch history"
-        ),
-        deny=True,
+        message=message,
+        deny=not informational,
+        informational=informational,
+        fingerprint=fingerprint,
     )
 
 
