@@ -220,6 +220,13 @@ class Secrets(_Section):
         "informational and neither denies nor sets the file's tier.",
         max_length=1000,
     )
+    cleared_by: tuple[Owner, ...] = Field(
+        (),
+        description="@users and @org/teams who may clear a secret finding on a pull request "
+        "('Not a secret' on the check run: a false alarm, or a secret already revoked). "
+        "Empty: fallback_owners, else the code owners of the file, else the repository's "
+        "admins.",
+    )
 
 
 class GatedTests(_Section):
