@@ -138,6 +138,21 @@ def decision_entries(
         confirmed = [
             r for r in pull.requirements if r.kind is RequirementKind.STAGED_ROLLOUT and r.satisfied
         ]
+        if pull.clearance is not None:
+            entries.append(
+                (
+                    "secret_cleared",
+                    {
+                        "repo": pull.repo,
+                        "pr": pull.number,
+                        "head_sha": pull.head_sha,
+                        "by": pull.clearance.user,
+                        "at": pull.clearance.at,
+                        "fingerprints": list(pull.clearance.fingerprints),
+                        "record_digest": digest,
+                    },
+                )
+            )
         if confirmed:
             entries.append(
                 (

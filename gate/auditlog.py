@@ -56,6 +56,7 @@ GENESIS_PREV = "0" * 64
 KINDS = frozenset(
     {
         "evaluation",
+        "secret_cleared",
         "review_requested",
         "rollout_confirmed",
         "delivery_rejected",

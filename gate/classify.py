@@ -47,7 +47,10 @@ def classify_files(
     contents: Contents,
     detectors: Mapping[str, Detector],
     agent: bool,
+    cleared: str = "",
 ) -> tuple[FileResult, ...]:
+    """``cleared``: who cleared this head's secret findings and when ("" for nobody):
+    such findings are listed, no longer deny, and set no tier."""
     active = active_detectors(policy.policy, detectors)
     return tuple(
         _classify(
@@ -57,6 +60,7 @@ def classify_files(
             contents=contents,
             active=active,
             agent=agent,
+            cleared=cleared,
         )
         for file in sorted(files, key=lambda f: f.path)
     )
@@ -70,6 +74,7 @@ def _classify(
     contents: Contents,
     active: Sequence[Detector],
     agent: bool,
+    cleared: str = "",
 ) -> FileResult:
     rules = policy.policy
     unseen: str | None = None
@@ -81,6 +86,8 @@ def _classify(
     data = ScanInput(file=file, added=added, contents=contents)
     for detector in active:
         findings.extend(_allowed(policy, finding) for finding in detector.scan(data))
+    if cleared:
+        findings = [_cleared(f, cleared) for f in findings]
     # Messages quote pull-request text (a package URL, an operation's name) and reach
     # the check run and the signed record: no secret may ride along, whatever found it.
     findings = [replace(f, message=redact_text(f.message)) for f in findings]
@@ -132,7 +139,12 @@ def _classify(
         reasons=tuple(deny_reasons + best_reasons),
         findings=tuple(
             FileFinding(
-                detector=f.detector, rule=f.rule, line=f.line, message=f.message, deny=f.deny
+                detector=f.detector,
+                rule=f.rule,
+                line=f.line,
+                message=f.message,
+                deny=f.deny,
+                fingerprint=f.fingerprint,
             )
             for f in findings
         ),
@@ -164,6 +176,15 @@ def _gated_test(
         source=policy.cite("gated_tests"),
     )
     return target, [reason]
+
+
+def _cleared(finding: Finding, by: str) -> Finding:
+    """A secret finding a qualifying human cleared on this head: listed, never denying."""
+    if finding.detector != "secrets" or finding.informational:
+        return finding
+    return replace(
+        finding, deny=False, informational=True, message=f"{finding.message} [cleared by {by}]"
+    )
 
 
 def _allowed(policy: LoadedPolicy, finding: Finding) -> Finding:

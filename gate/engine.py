@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from gate import classify, identity, policy_review
+from gate import classify, clearances, identity, policy_review
 from gate.approvals import build_requirements, latest_opinions, reviewers_to_request
 from gate.codeowners import CodeOwners
 from gate.detectors.base import Detector
@@ -54,6 +54,7 @@ def needs(
         owner for file in pull.files for path in file.paths for owner in codeowners.owners_of(path)
     ]
     named += policy.policy.fallback_owners
+    named += policy.policy.secrets.cleared_by
     for tier in policy.policy.tiers:
         if isinstance(tier.require.from_, tuple):
             named += tier.require.from_
@@ -152,6 +153,19 @@ def evaluate(
         detectors=detectors,
         agent=who.agent,
     )
+    clearance = clearances.qualifying(
+        policy=policy, codeowners=codeowners, pull=pull, files=files, teams=teams
+    )
+    if clearance is not None:
+        files = classify.classify_files(
+            policy=policy,
+            codeowners=codeowners,
+            files=pull.files,
+            contents=contents,
+            detectors=detectors,
+            agent=who.agent,
+            cleared=f"@{clearance.user} at {clearance.at}",
+        )
     top = max((policy.policy.rank(f.tier) for f in files), default=0)
     if not pull.files_complete:
         highest = rules.tiers[-1].name
@@ -242,6 +256,7 @@ def evaluate(
         outcome=outcome,
         summary=summary,
         tier=tier,
+        clearance=clearance,
         files=files,
         requirements=requirements,
         request_users=users,

@@ -185,36 +185,6 @@ class Tier(_Section):
     )
 
 
-Fingerprint = Annotated[StrictStr, Field(pattern=r"^sha256:[0-9a-f]{12,64}$")]
-
-
-class Secrets(_Section):
-    """Settings of the secrets detector, read from the base branch like the rest."""
-
-    allowed_fingerprints: tuple[Fingerprint, ...] = Field(
-        (),
-        description="Fingerprints ('sha256:' and 12 to 64 hex digits, as a finding's "
-        "redaction shows them) of known test fixtures: such a finding is listed as "
-        "informational and neither denies nor sets the file's tier.",
-        max_length=1000,
-    )
-
-
-class GatedTests(_Section):
-    """Tests and docs inside a gated area (``payment/tests/``) take their own tier."""
-
-    tier: StrictStr | None = Field(
-        None,
-        description="The tier such tests and docs take; absent: they keep the area's tier.",
-    )
-    from_: tuple[StrictStr, ...] = Field(
-        (),
-        alias="from",
-        description="Tiers whose tests and docs step down to 'tier'. A test file steps "
-        "down only when it declares tests; docs when they are prose (.md, .rst, .adoc, .txt).",
-    )
-
-
 class BreakGlass(_Section):
     """Who may override a decision in an emergency: off unless teams are named.
 
@@ -235,6 +205,43 @@ class BreakGlass(_Section):
         if people:
             raise ValueError(f"break_glass.teams takes @org/team only, not {people[0]}")
         return self
+
+
+Fingerprint = Annotated[StrictStr, Field(pattern=r"^sha256:[0-9a-f]{12,64}$")]
+
+
+class Secrets(_Section):
+    """Settings of the secrets detector, read from the base branch like the rest."""
+
+    allowed_fingerprints: tuple[Fingerprint, ...] = Field(
+        (),
+        description="Fingerprints ('sha256:' and 12 to 64 hex digits, as a finding's "
+        "redaction shows them) of known test fixtures: such a finding is listed as "
+        "informational and neither denies nor sets the file's tier.",
+        max_length=1000,
+    )
+    cleared_by: tuple[Owner, ...] = Field(
+        (),
+        description="@users and @org/teams who may clear a secret finding on a pull request "
+        "('Not a secret' on the check run: a false alarm, or a secret already revoked). "
+        "Empty: fallback_owners, else the code owners of the file, else the repository's "
+        "admins.",
+    )
+
+
+class GatedTests(_Section):
+    """Tests and docs inside a gated area (``payment/tests/``) take their own tier."""
+
+    tier: StrictStr | None = Field(
+        None,
+        description="The tier such tests and docs take; absent: they keep the area's tier.",
+    )
+    from_: tuple[StrictStr, ...] = Field(
+        (),
+        alias="from",
+        description="Tiers whose tests and docs step down to 'tier'. A test file steps "
+        "down only when it declares tests; docs when they are prose (.md, .rst, .adoc, .txt).",
+    )
 
 
 class Policy(_Section):

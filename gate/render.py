@@ -204,6 +204,13 @@ def _markdown(
         "",
         f"**Governance:** {_cell(decision.governance)}.",
     ]
+    if decision.clearance is not None:
+        cleared = decision.clearance
+        head += [
+            "",
+            f"**Secret finding(s) cleared** by {_cell('@' + cleared.user)} at "
+            f"{_cell(cleared.at)}: {_cell(', '.join(cleared.fingerprints))}.",
+        ]
     if decision.outcome is Outcome.DENIED:
         # Only a change to the pull request can unblock it: no approvals, no requests.
         head += [
@@ -211,6 +218,12 @@ def _markdown(
             "**To unblock:** change the pull request so it no longer touches the denied "
             "files below (or removes what was found in them). No approval can pass it.",
         ]
+        if any(x.detector == "secrets" and x.deny for f in decision.files for x in f.findings):
+            head.append(
+                "A secret finding that is no secret (a false alarm, or a secret already "
+                "revoked) can be cleared by a human the policy names (`secrets.cleared_by`, "
+                "else the file's code owners): the check run's *Not a secret* button."
+            )
         return _fit(
             head, *_file_table(decision), _tail(decision), details_url=details_url, limit=limit
         )

@@ -92,6 +92,17 @@ class FileFinding:
     line: int | None
     message: str
     deny: bool
+    #: ``sha256:<hex>`` of a secret finding (never the secret); "" for other findings.
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretClearance:
+    """A human's word that a head's secret findings are not secrets (or already revoked)."""
+
+    user: str
+    at: str
+    fingerprints: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +236,8 @@ class Decision:
     children: tuple[Decision, ...] = ()
     #: A pull request changing the policy: what the new one would decide on merged ones.
     simulation: tuple[SimulationRow, ...] = ()
+    #: Who cleared this head's secret findings, when, and which.
+    clearance: SecretClearance | None = None
     #: Set when a break-glass override turned this decision into a pass.
     override: Override | None = None
     #: The humans the agent worked for; their approval never counted.
@@ -332,6 +345,15 @@ def decision_from_dict(data: dict[str, Any]) -> Decision:
             "kind": DecisionKind(data.get("kind", DecisionKind.PULL)),
             "children": tuple(decision_from_dict(c) for c in data.get("children", ())),
             "simulation": tuple(SimulationRow(**row) for row in data.get("simulation", ())),
+            "clearance": (
+                SecretClearance(
+                    user=data["clearance"]["user"],
+                    at=data["clearance"]["at"],
+                    fingerprints=tuple(data["clearance"]["fingerprints"]),
+                )
+                if data.get("clearance")
+                else None
+            ),
             "override": Override(**data["override"]) if data.get("override") else None,
             "delegation": tuple(Delegate(**d) for d in data.get("delegation", ())),
         }

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fakegithub import deliveries
 from tests.fakegithub.models import PRFile
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import RunningService, running, settings_env
@@ -263,3 +264,53 @@ def test_thousands_of_manifests_fail_closed_without_spending_the_rate_limit(worl
     assert "are read per decision" in run.summary
     reads = world.fake.calls_to("GET", "/repos/{owner}/{repo}/contents/{path}")
     assert len([c for c in reads if c.path.endswith("package.json")]) <= 400
+
+
+def test_a_false_secret_is_cleared_only_by_a_qualifying_human(world: World) -> None:
+    from gate.statement import verify_record
+
+    head = sha(9101)
+    key = aws_key_id(91)
+    patch = f'@@ -1 +1,2 @@\n import os\n+FIXTURE_KEY = "{key}"'
+    world.open(91, [PRFile("app/fixtures.py", patch=patch)], head=head)
+    run = world.run(head, "failure")
+    assert [a["identifier"] for a in run.actions] == ["clear_secret"]
+
+    def press(user: str, user_type: str = "User") -> None:
+        current = world.fake.check_runs(world.repo, head)[-1]
+        fields = {"id": current.id, "head_sha": head, "pull_requests": [{"number": 91}]}
+        payload = deliveries.build(
+            "check_run",
+            "requested_action",
+            repo=world.repo,
+            installation_id=world.installation,
+            sender=user,
+            sender_type=user_type,
+        )
+        payload["check_run"].update(fields)
+        payload["requested_action"] = {"identifier": "clear_secret"}
+        assert (
+            world.svc.deliver("check_run", "requested_action", payload=payload).status_code == 202
+        )
+        world.settle()
+
+    # The agent that wrote it, and a human who owns nothing here, change nothing.
+    press("devin-ai-integration[bot]", "Bot")
+    press("stranger")
+    assert world.fake.check_runs(world.repo, head)[-1].conclusion == "failure"
+    # A code owner of the file (@org/devs) clears it: the file takes the tier it
+    # would otherwise have (medium: one approval), not a pass.
+    press("dev1")
+    run = world.run(head, "action_required")
+    assert "cleared** by @\u200bdev1" in run.summary
+    entries = world.svc.call(lambda s: s.audit.query())
+    cleared = [e for e in entries if e["kind"] == "secret_cleared" and e.get("pr") == 91]
+    assert cleared[-1]["by"] == "dev1"
+    assert cleared[-1]["fingerprints"][0].startswith("sha256:")
+    assert key not in str(cleared)
+    decision_id = run.details_url.rsplit("/", 1)[1]
+    stored = world.svc.call(lambda s: s.store.get("decision", decision_id))
+    envelope = json.loads(stored)["envelope"]
+    keys = world.svc.service.keyring.verification_keys()
+    statement = verify_record(envelope, keys=keys, expect_commit=head)
+    assert "dev1" in json.dumps(statement)

@@ -17,6 +17,7 @@ from typing import Any
 
 from gate import render
 from gate.result import Decision, Outcome, RequirementKind
+from webhooks.events import CLEAR_SECRET, CONFIRM_ROLLOUT
 from webhooks.github import GitHubApp, GitHubError
 from webhooks.store import Store
 
@@ -24,7 +25,6 @@ log = logging.getLogger("merge_gate.checks")
 
 CHECK_NAME = "merge-gate"
 ANNOTATIONS_PER_REQUEST = 50
-CONFIRM_ROLLOUT = "confirm_rollout"  # the action's identifier, see webhooks.facts
 
 
 def check_run_output(
@@ -53,7 +53,7 @@ def check_run_output(
         "details_url": details_url,
         "output": output,
     }
-    # A denied decision offers nothing a button could fix.
+    # A denied decision offers nothing a button could fix, but a secret's clearance.
     waiting = [
         r
         for p in decision.pulls
@@ -66,6 +66,21 @@ def check_run_output(
                 "label": "Confirm rollout",
                 "description": "Confirm a staged rollout of this head",
                 "identifier": CONFIRM_ROLLOUT,
+            }
+        ]
+    # A secret's denial is the one a human can clear (a false alarm, or revoked).
+    secret = any(
+        x.detector == "secrets" and x.deny
+        for p in decision.pulls
+        for f in p.files
+        for x in f.findings
+    )
+    if secret:
+        body["actions"] = [
+            {
+                "label": "Not a secret",
+                "description": "False alarm, or already revoked",
+                "identifier": CLEAR_SECRET,
             }
         ]
     rest = [

@@ -46,6 +46,11 @@ HANDLED: Mapping[str, frozenset[str] | None] = {
 }
 
 
+#: The check run's buttons (``requested_action.identifier``).
+CONFIRM_ROLLOUT = "confirm_rollout"
+CLEAR_SECRET = "clear_secret"  # noqa: S105 - a button's name, not a secret
+
+
 class MalformedPayload(ValueError):
     """A handled event whose payload lacks a field merge-gate needs."""
 

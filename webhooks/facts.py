@@ -30,12 +30,19 @@ from gate.model import (
     ScanStatus,
     Teams,
 )
-from webhooks.events import OverrideRequested, PullChanged, RolloutConfirmed
+from webhooks.events import (
+    CLEAR_SECRET,
+    CONFIRM_ROLLOUT,
+    OverrideRequested,
+    PullChanged,
+    RolloutConfirmed,
+)
 from webhooks.reader import read_contents, read_snapshot
 from webhooks.service import Service
 from webhooks.supplychain import scan_packages
 
-CONFIRM_ROLLOUT = "confirm_rollout"
+#: A check run's button (its ``requested_action`` identifier) -> the gate it confirms.
+BUTTONS = {CONFIRM_ROLLOUT: "staged_rollout", CLEAR_SECRET: "secret_cleared"}
 _CONFIRMATIONS_TTL = 90 * 24 * 3600
 
 
@@ -71,19 +78,21 @@ class ScanCache:
 
 
 async def record_confirmation(service: Service, intent: RolloutConfirmed) -> None:
-    """Remember a *Confirm rollout* press for the head it was pressed on.
+    """Remember a check-run button press (*Confirm rollout*, *Not a secret*) for its head.
 
-    Whether it counts is the engine's question, asked at every evaluation.
+    Whether it counts is the engine's question, asked at every evaluation: who
+    pressed it, on which head, and whether they qualify.
     """
-    if intent.identifier != CONFIRM_ROLLOUT:
+    gate = BUTTONS.get(intent.identifier)
+    if gate is None:
         return
     key = f"{intent.repo}@{intent.head_sha}"
     known: list[dict[str, str]] = json.loads((await service.store.get("confirm", key)) or b"[]")
-    if any(entry["user"] == intent.user for entry in known):
+    if any(entry["user"] == intent.user and entry["gate"] == gate for entry in known):
         return
     known.append(
         {
-            "gate": "staged_rollout",
+            "gate": gate,
             "user": intent.user,
             "head_sha": intent.head_sha,
             "at": service.clock().isoformat(),
