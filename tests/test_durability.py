@@ -307,6 +307,7 @@ def test_two_replicas_on_one_redis_make_one_check_run_per_head(
             client.delete(*keys)
 
 
+@pytest.mark.slow
 def test_a_thousand_shuffled_deliveries_with_duplicates_have_one_effect_each(
     fake_github: FakeGitHub, tmp_path: Path
 ) -> None:

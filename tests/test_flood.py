@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.bench_flood import flood
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import running, settings_env
@@ -24,6 +26,7 @@ PRS = 60
 PUSHES = 3
 
 
+@pytest.mark.slow
 def test_flood_of_agent_prs_ends_with_every_final_check_run_correct(
     fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
