@@ -237,4 +237,3 @@ class GitHubFacts:
         if self._scans is None:
             return None
         return await self._scans.scan(self._svc, packages=packages, head_sha=head_sha)
-

@@ -56,10 +56,17 @@ class ListCut(Exception):
 
 
 class Backoff(Exception):
-    """GitHub asked us to wait longer than a worker should block; retry the job later."""
+    """GitHub asked us to wait longer than a worker should block; retry the job later.
 
-    def __init__(self, retry_in: float, reason: str) -> None:
+    ``waiting``: nothing was attempted that may have half-happened (a rate limit, a
+    busy commit), so the job may wait in the queue without counting an attempt.
+    Otherwise (a lost answer, a 5xx) the retry counts, and looks up what the last
+    attempt may already have written.
+    """
+
+    def __init__(self, retry_in: float, reason: str, *, waiting: bool = False) -> None:
         self.retry_in = retry_in
+        self.waiting = waiting
         super().__init__(f"{reason}; retry in {retry_in:.0f}s")
 
 
@@ -251,7 +258,7 @@ class GitHubApp:
             except RateLimitExceeded as error:
                 self._count(method, route, error.response.status_code, error.response.headers)
                 raise Backoff(
-                    error.retry_after.total_seconds() or 60.0, "GitHub rate limit"
+                    error.retry_after.total_seconds() or 60.0, "GitHub rate limit", waiting=True
                 ) from None
             except RequestFailed as error:
                 status = error.response.status_code

@@ -43,8 +43,6 @@ from webhooks.store import Job
 
 log = logging.getLogger("merge_gate.jobs")
 
-#: How long a commit's lock holds without being released (seconds), at least.
-COMMIT_LOCK_SECONDS = 60.0
 #: At most this many heads get a failure check run when a job is given up.
 _FAILED_HEADS = 5
 
@@ -154,13 +152,13 @@ class Jobs:
     async def _commit_lock(self, repo: str, head: Head, *, owner: str) -> AsyncIterator[bool]:
         store, lease = self._svc.store, self._svc.settings.lease_seconds
         name = f"commit:{repo}@{head.sha}"
-        # Longer than a lease: the heartbeat renews the job's lease, not this lock, and
-        # a publish may spend a while in GitHub's retries. A dead holder's lock runs out.
-        ttl = max(lease, COMMIT_LOCK_SECONDS)
+        # As long as a lease: a dead holder's lock runs out as soon as its job is retaken.
         waited, delay, spent = False, 0.05, 0.0
-        while not await store.lock(name, owner=owner, ttl=ttl):
+        while not await store.lock(name, owner=owner, ttl=lease):
             if spent > lease / 2:
-                raise Backoff(1.0, f"commit {head.sha[:12]} is being published by another worker")
+                raise Backoff(
+                    1.0, f"commit {head.sha[:12]} is being published elsewhere", waiting=True
+                )
             waited = True
             await asyncio.sleep(delay)
             spent += delay

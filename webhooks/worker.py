@@ -65,10 +65,13 @@ class Worker:
             await svc.store.release(job)
             raise
         except Backoff as error:
-            # GitHub asked us to wait (rate limit) or the commit is busy: the job waits
-            # in the queue, not in a worker, and no attempt is counted against it.
             log.warning("backing off: %s", error, extra={"key": job.key})
-            await svc.store.defer(job, until=svc.wall() + error.retry_in)
+            if error.waiting:
+                # A rate limit or a busy commit: the job waits in the queue, not in a
+                # worker, and no attempt is counted against it.
+                await svc.store.defer(job, until=svc.wall() + error.retry_in)
+            else:
+                await self._fail(job, str(error), retry_in=error.retry_in)
         except Exception as error:
             log.exception("job failed", extra={"key": job.key})
             await self._fail(

@@ -209,7 +209,13 @@ def cluster(fake: FakeGitHub, directory: Path, *, mode: str) -> Iterator[Cluster
         receiver("receiver-2", "--no-worker")
         for i in (1, 2):
             slots.append(
-                Slot(f"worker-{i}", gate_argv("worker"), env, directory / f"worker-{i}.log")
+                # Workers on one host each need their own metrics port.
+                Slot(
+                    f"worker-{i}",
+                    gate_argv("worker", "--metrics-port", str(free_port())),
+                    env,
+                    directory / f"worker-{i}.log",
+                )
             )
     else:
         receiver("serve")
