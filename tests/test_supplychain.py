@@ -317,3 +317,17 @@ async def test_go_versions_lose_their_v_for_osv(
 )
 def test_edit_distance(a: str, b: str, distance: int) -> None:
     assert edit_distance(a, b, limit=2) == min(distance, 3)
+
+
+async def test_a_packagist_package_is_checked_against_osv(
+    registry: RegistrySimulator, client: httpx.AsyncClient
+) -> None:
+    registry.advisory(
+        "GHSA-composer-1", ecosystem="Packagist", name="guzzlehttp/guzzle", versions=["7.4.0"]
+    )
+    bad = Package(Ecosystem.PACKAGIST, "guzzlehttp/guzzle", "7.4.0")
+    result = await run(client, registry.urls, [bad])
+    assert result.status is ScanStatus.FAILED
+    assert "GHSA-composer-1" in " ".join(result.details)
+    (osv,) = registry.requests_to("osv")
+    assert osv.body["queries"][0]["package"]["ecosystem"] == "Packagist"

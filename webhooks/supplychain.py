@@ -47,6 +47,7 @@ OSV_ECOSYSTEMS: Mapping[Ecosystem, str] = {
     Ecosystem.GO: "Go",
     Ecosystem.CARGO: "crates.io",
     Ecosystem.RUBYGEMS: "RubyGems",
+    Ecosystem.PACKAGIST: "Packagist",
 }
 
 #: OSV takes at most 1000 queries in one batch.

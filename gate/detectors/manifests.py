@@ -1000,9 +1000,10 @@ def registry_ref(package: Package) -> RegistryRef | None:
         exact = _SEMVER.search(spec) if spec.startswith("=") else None
         return RegistryRef(package.ecosystem, package.name, str(exact.group(1)) if exact else None)
     if package.ecosystem is Ecosystem.PACKAGIST:
-        # The supply-chain scan does not read Packagist: it reports the package as
-        # one it cannot check, which never passes.
-        return None
+        if spec.startswith(("dev-", "git", "path")):
+            return None
+        exact = _SEMVER.search(spec)
+        return RegistryRef(package.ecosystem, package.name, str(exact.group(1)) if exact else None)
     if spec.startswith("git ") or ", git " in spec or spec.startswith("git+"):
         return None
     gem = _GEM_EXACT.search(spec)
