@@ -82,6 +82,17 @@ def test_a_sibling_denied_denies_the_commit(world: World) -> None:
     world.run(head, "failure")
 
 
+def _queue(world: World, group: str, *, names: int) -> None:
+    """A merge queue asks for checks on ``group``, its branch naming PR ``names``."""
+    ref = f"gh-readonly-queue/main/pr-{names}-{group}"
+    world.fake.set_branch(world.repo, ref, group)
+    fields = {"head_sha": group, "base_sha": world.base, "head_ref": f"refs/heads/{ref}"}
+    delivered = world.deliver_patched(
+        "merge_group", "checks_requested", node="merge_group", fields=fields
+    )
+    assert delivered == 202
+
+
 def test_a_merge_group_with_a_blocked_pr_fails_whatever_pr_names_it(world: World) -> None:
     blocked, passing = sha(3701), sha(3801)
     world.open(37, [PRFile("app/auth/x.py", patch=patch())], head=blocked)
@@ -89,17 +100,7 @@ def test_a_merge_group_with_a_blocked_pr_fails_whatever_pr_names_it(world: World
     world.settle()
     group = sha(3901)
     world.fake.set_compare(world.repo, world.base, group, commits=[blocked, passing])
-    # The queue branch names the passing pull request only.
-    world.fake.set_branch(world.repo, f"gh-readonly-queue/main/pr-38-{group}", group)
-    fields = {
-        "head_sha": group,
-        "base_sha": world.base,
-        "head_ref": f"refs/heads/gh-readonly-queue/main/pr-38-{group}",
-    }
-    assert (
-        world.deliver_patched("merge_group", "checks_requested", node="merge_group", fields=fields)
-        == 202
-    )
+    _queue(world, group, names=38)  # the queue branch names the passing PR only
     run = world.run(group, "failure")
     assert "#37" in run.summary
     assert run.details_url.startswith("http://merge-gate.test/decisions/")
@@ -111,50 +112,20 @@ def test_a_merge_group_cannot_bring_in_what_no_pr_showed(world: World) -> None:
     world.open(41, [PRFile("docs/b.md", patch=patch())], head=second)
     world.run(first, "success")
     world.run(second, "success")
-    group = sha(4099)
+    shown = [PRFile("docs/a.md", patch=patch()), PRFile("docs/b.md", patch=patch())]
     # The combined diff holds a workflow file neither pull request changed.
+    group = sha(4099)
+    extra = PRFile(".github/workflows/release.yml", patch=patch())
     world.fake.set_compare(
-        world.repo,
-        world.base,
-        group,
-        commits=[first, second],
-        files=[
-            PRFile("docs/a.md", patch=patch()),
-            PRFile("docs/b.md", patch=patch()),
-            PRFile(".github/workflows/release.yml", patch=patch()),
-        ],
+        world.repo, world.base, group, commits=[first, second], files=[*shown, extra]
     )
-    world.fake.set_branch(world.repo, f"gh-readonly-queue/main/pr-41-{group}", group)
-    fields = {
-        "head_sha": group,
-        "base_sha": world.base,
-        "head_ref": f"refs/heads/gh-readonly-queue/main/pr-41-{group}",
-    }
-    assert (
-        world.deliver_patched("merge_group", "checks_requested", node="merge_group", fields=fields)
-        == 202
-    )
+    _queue(world, group, names=41)
     run = world.run(group, "failure")
     assert ".github/workflows/release.yml" in run.summary
     # The same group without the extra file passes.
     clean = sha(4098)
-    world.fake.set_compare(
-        world.repo,
-        world.base,
-        clean,
-        commits=[first, second],
-        files=[PRFile("docs/a.md", patch=patch()), PRFile("docs/b.md", patch=patch())],
-    )
-    world.fake.set_branch(world.repo, f"gh-readonly-queue/main/pr-41-{clean}", clean)
-    fields = {
-        **fields,
-        "head_sha": clean,
-        "head_ref": f"refs/heads/gh-readonly-queue/main/pr-41-{clean}",
-    }
-    assert (
-        world.deliver_patched("merge_group", "checks_requested", node="merge_group", fields=fields)
-        == 202
-    )
+    world.fake.set_compare(world.repo, world.base, clean, commits=[first, second], files=shown)
+    _queue(world, clean, names=41)
     world.run(clean, "success")
 
 

@@ -230,12 +230,17 @@ def team_json(api: str, team: Team) -> dict[str, Any]:
 
 
 def file_json(api: str, state: GitHubState, pull: Pull, f: PRFile, index: int) -> dict[str, Any]:
-    out: dict[str, Any] = skeleton("diff-entry")
     sha = f.sha
     if sha is None and f.status != "removed":
         # The real blob when the test put the file at the head; else a stand-in.
         data = state.read_file(pull.repo, pull.head_sha, f.filename)
         sha = blob_sha(data if data is not None else f"{pull.head_sha}:{index}".encode())
+    return _diff_entry(api, pull.head_repo, pull.head_sha, f, sha)
+
+
+def _diff_entry(api: str, repo: str, head: str, f: PRFile, sha: str | None) -> dict[str, Any]:
+    """A changed file as pull-request file lists and comparisons show it."""
+    out: dict[str, Any] = skeleton("diff-entry")
     out.update(
         sha=sha,
         filename=f.filename,
@@ -243,9 +248,9 @@ def file_json(api: str, state: GitHubState, pull: Pull, f: PRFile, index: int) -
         additions=f.additions,
         deletions=f.deletions,
         changes=f.additions + f.deletions,
-        blob_url=f"{HTML}/{pull.head_repo}/blob/{pull.head_sha}/{f.filename}",
-        raw_url=f"{HTML}/{pull.head_repo}/raw/{pull.head_sha}/{f.filename}",
-        contents_url=f"{api}/repos/{pull.head_repo}/contents/{f.filename}?ref={pull.head_sha}",
+        blob_url=f"{HTML}/{repo}/blob/{head}/{f.filename}",
+        raw_url=f"{HTML}/{repo}/raw/{head}/{f.filename}",
+        contents_url=f"{api}/repos/{repo}/contents/{f.filename}?ref={head}",
     )
     if f.patch is not None:
         out["patch"] = f.patch
@@ -339,23 +344,7 @@ def comparison_json(
 
 def _compare_file_json(api: str, repo: str, head: str, f: PRFile) -> dict[str, Any]:
     """A diff entry of a comparison (GitHub lists at most 300 files there)."""
-    out: dict[str, Any] = skeleton("diff-entry")
-    out.update(
-        sha=f.sha or blob_sha(f"{head}:{f.filename}".encode()),
-        filename=f.filename,
-        status=f.status,
-        additions=f.additions,
-        deletions=f.deletions,
-        changes=f.additions + f.deletions,
-        blob_url=f"{HTML}/{repo}/blob/{head}/{f.filename}",
-        raw_url=f"{HTML}/{repo}/raw/{head}/{f.filename}",
-        contents_url=f"{api}/repos/{repo}/contents/{f.filename}?ref={head}",
-    )
-    if f.patch is not None:
-        out["patch"] = f.patch
-    if f.previous_filename is not None:
-        out["previous_filename"] = f.previous_filename
-    return out
+    return _diff_entry(api, repo, head, f, f.sha or blob_sha(f"{head}:{f.filename}".encode()))
 
 
 def review_json(api: str, state: GitHubState, review: Review) -> dict[str, Any]:
