@@ -166,3 +166,18 @@ async def test_a_dead_lettered_rerun_fails_closed_with_a_signed_record(
     decision_id = run.details_url.rsplit("/", 1)[1]
     stored = StoredDecision.from_json(await service.store.get("decision", decision_id) or b"")
     verify_record(stored.envelope, keys=service.keyring.verification_keys(), expect_commit=head)
+
+
+async def test_a_pull_request_that_moves_while_read_is_not_judged_by_its_new_content(
+    service: Service, repo: Repo
+) -> None:
+    repo.pull(7, "docs/a.md", head=sha(71))
+    evaluator = Evaluator(service, scans=ScanCache())
+    found = await evaluator.head(
+        installation_id=repo.installation, repo=repo.name, sha=sha(71), number=7
+    )
+    # The agent pushes between the look-up and the reads: the lists end at another
+    # commit, so they must not be judged as this head's content.
+    repo.fake.push(repo.name, 7, sha(72), files=[PRFile(".github/workflows/x.yml", patch=patch())])
+    decision = await evaluator.commit(installation_id=repo.installation, repo=repo.name, head=found)
+    assert decision is None

@@ -28,7 +28,14 @@ from gate.result import Decision
 from webhooks.events import GroupQueued
 from webhooks.facts import GitHubFacts, ScanCache
 from webhooks.github import GitHubError, NotFound
-from webhooks.reader import file_from_json, get_pull, open_pulls_at, open_pulls_scan
+from webhooks.reader import (
+    HeadMoved,
+    Lists,
+    file_from_json,
+    get_pull,
+    open_pulls_at,
+    open_pulls_scan,
+)
 from webhooks.service import Service
 from webhooks.simulation import Simulator
 
@@ -87,20 +94,53 @@ class Evaluator:
                 pulls.append(pull)
         return Head(current, tuple(pulls))
 
-    async def pull(self, *, installation_id: int, repo: str, pull: Mapping[str, Any]) -> Decision:
+    async def pull(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        pull: Mapping[str, Any],
+        lists: Lists | None = None,
+    ) -> Decision:
         facts = GitHubFacts(
-            self._svc, installation_id=installation_id, repo=repo, pull=pull, scans=self._scans
+            self._svc,
+            installation_id=installation_id,
+            repo=repo,
+            pull=pull,
+            scans=self._scans,
+            lists=lists,
         )
         decision = await decide(facts=facts, detectors=self._svc.detectors)
         return await self._simulator.attach(decision, installation_id=installation_id)
 
-    async def commit(self, *, installation_id: int, repo: str, head: Head) -> Decision | None:
-        """The decision of ``head`` over its open pull requests; None when there are none."""
-        if not head.pulls:
+    async def commit(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        head: Head,
+        known: Mapping[int, Lists] | None = None,
+    ) -> Decision | None:
+        """The decision of ``head`` over its open pull requests; None when there are none.
+
+        ``known``: lists already read, by pull request number. A pull request whose
+        head moved while it was read is no longer one of this commit's: it is left
+        out (its new head gets a decision of its own).
+        """
+
+        async def part(pull: Mapping[str, Any]) -> Decision | None:
+            lists = (known or {}).get(_number(pull))
+            try:
+                return await self.pull(
+                    installation_id=installation_id, repo=repo, pull=pull, lists=lists
+                )
+            except HeadMoved:
+                return None
+
+        found = await asyncio.gather(*(part(p) for p in head.pulls))
+        children = [d for d in found if d is not None]
+        if not children:
             return None
-        children = await asyncio.gather(
-            *(self.pull(installation_id=installation_id, repo=repo, pull=p) for p in head.pulls)
-        )
         return tree.for_commit(repo=repo, head_sha=head.sha, children=children)
 
     async def group(self, *, installation_id: int, intent: GroupQueued) -> Decision:

@@ -37,7 +37,7 @@ from webhooks.events import (
     PullChanged,
     RolloutConfirmed,
 )
-from webhooks.reader import read_contents, read_snapshot
+from webhooks.reader import Lists, read_contents, read_snapshot
 from webhooks.service import Service
 from webhooks.supplychain import scan_packages
 
@@ -168,6 +168,7 @@ class GitHubFacts:
         pull: Mapping[str, Any],
         scans: ScanCache | None,
         snapshot: PullSnapshot | None = None,
+        lists: Lists | None = None,
     ) -> None:
         """``snapshot``: facts already known (a merge group's combined diff); then
         nothing about the pull request is read and nothing is scanned (its pull
@@ -178,12 +179,17 @@ class GitHubFacts:
         self._pull = pull
         self._scans = scans
         self._snapshot = snapshot
+        self._lists = lists
 
     async def pull(self) -> PullSnapshot:
         if self._snapshot is not None:
             return self._snapshot
         snapshot = await read_snapshot(
-            self._svc.gh, installation_id=self._installation, repo=self._repo, pull=self._pull
+            self._svc.gh,
+            installation_id=self._installation,
+            repo=self._repo,
+            pull=self._pull,
+            lists=self._lists,
         )
         confirmed, pushed, overridden = await asyncio.gather(
             confirmations(self._svc, repo=self._repo, head=snapshot.head_sha),

@@ -35,9 +35,9 @@ from webhooks.events import (
     parse_key,
 )
 from webhooks.facts import ScanCache, record_confirmation, record_override, record_pusher
-from webhooks.github import Backoff
+from webhooks.github import Backoff, GitHubError
 from webhooks.publish import Publisher
-from webhooks.reader import get_pull
+from webhooks.reader import Lists, get_pull, read_lists
 from webhooks.service import Service
 from webhooks.store import Job
 
@@ -131,22 +131,44 @@ class Jobs:
         delivery_id: str,
         redo: bool,
     ) -> Decision | None:
-        head = await self._evaluator.head(
+        # The named pull request's lists are read beside the look-up of the head's
+        # pull requests (one round trip, not two); they serve only if they end at
+        # the head the look-up finds (see webhooks.reader.read_snapshot).
+        lookup = self._evaluator.head(
             installation_id=installation, repo=repo, sha=sha, number=number
         )
+        known: dict[int, Lists] = {}
+        if number is None:
+            head = await lookup
+        else:
+            head, lists = await asyncio.gather(lookup, self._prefetch(installation, repo, number))
+            if lists is not None:
+                known[number] = lists
         async with self._commit_lock(repo, head, owner=owner) as waited:
             if waited:  # others published meanwhile: read the pull requests again
                 head = await self._evaluator.head(
                     installation_id=installation, repo=repo, sha=head.sha, number=None
                 )
             decision = await self._evaluator.commit(
-                installation_id=installation, repo=repo, head=head
+                installation_id=installation,
+                repo=repo,
+                head=head,
+                known={} if waited else known,
             )
             if decision is not None:
                 await self._publisher.publish(
                     decision, installation_id=installation, delivery_id=delivery_id, redo=redo
                 )
         return decision
+
+    async def _prefetch(self, installation: int, repo: str, number: int) -> Lists | None:
+        """The lists, or None when they cannot be read now (read again, with errors, later)."""
+        try:
+            return await read_lists(
+                self._svc.gh, installation_id=installation, repo=repo, number=number
+            )
+        except (GitHubError, Backoff):
+            return None
 
     @asynccontextmanager
     async def _commit_lock(self, repo: str, head: Head, *, owner: str) -> AsyncIterator[bool]:

@@ -203,49 +203,81 @@ async def _whole(
         return []
 
 
-async def read_snapshot(
-    gh: GitHubApp, *, installation_id: int, repo: str, pull: Mapping[str, Any]
-) -> PullSnapshot:
-    """Files, reviews and commits of ``pull`` (a pull request object), read concurrently.
+@dataclass(frozen=True, slots=True)
+class Lists:
+    """A pull request's files, reviews and commits as GitHub listed them."""
 
-    A list GitHub or the reader cuts short is named in ``cut_lists``: the engine
-    fails closed on it (an agent could bury a CHANGES_REQUESTED review under
-    thousands of comments, or a human's commit past the 250th).
-    """
-    base = f"/repos/{repo}/pulls/{int(pull['number'])}"
+    files: list[Any]
+    reviews: list[Any]
+    commits: list[Any]
+    #: Lists that were longer than the reader takes ("files", "reviews", "commits").
+    cut: tuple[str, ...]
+
+    @property
+    def head(self) -> str | None:
+        """The head the commit list ends at (None when it may be cut short)."""
+        if not self.commits or len(self.commits) >= GITHUB_COMMIT_LIMIT:
+            return None
+        return str(self.commits[-1].get("sha") or "") or None
+
+
+class HeadMoved(Exception):
+    """The pull request's head moved while it was read: its lists describe another commit."""
+
+
+async def read_lists(gh: GitHubApp, *, installation_id: int, repo: str, number: int) -> Lists:
+    """Files, reviews and commits of pull request ``number``, read concurrently."""
+    base = f"/repos/{repo}/pulls/{number}"
     cut: list[str] = []
     files, reviews, commits = await asyncio.gather(
-        _whole(
-            gh,
-            f"{base}/files",
-            installation_id=installation_id,
-            route="/pulls/{n}/files",
-            name="files",
-            cut=cut,
-        ),
-        _whole(
-            gh,
-            f"{base}/reviews",
-            installation_id=installation_id,
-            route="/pulls/{n}/reviews",
-            name="reviews",
-            cut=cut,
-        ),
-        _whole(
-            gh,
-            f"{base}/commits",
-            installation_id=installation_id,
-            route="/pulls/{n}/commits",
-            name="commits",
-            cut=cut,
-        ),
+        *(
+            _whole(
+                gh,
+                f"{base}/{name}",
+                installation_id=installation_id,
+                route=f"/pulls/{{n}}/{name}",
+                name=name,
+                cut=cut,
+            )
+            for name in ("files", "reviews", "commits")
+        )
     )
+    return Lists(files=files, reviews=reviews, commits=commits, cut=tuple(cut))
+
+
+async def read_snapshot(
+    gh: GitHubApp,
+    *,
+    installation_id: int,
+    repo: str,
+    pull: Mapping[str, Any],
+    lists: Lists | None = None,
+) -> PullSnapshot:
+    """The engine's view of ``pull`` (a pull request object) with its lists.
+
+    ``lists`` may have been read already, beside the look-up of the head's pull
+    requests. A list GitHub or the reader cuts short is named in ``cut_lists``: the
+    engine fails closed on it (an agent could bury a CHANGES_REQUESTED review under
+    thousands of comments, or a human's commit past the 250th). Lists that end at
+    another commit than the pull request's head raise :class:`HeadMoved`: they would
+    judge one commit by another's content.
+    """
+    if lists is None:
+        lists = await read_lists(
+            gh, installation_id=installation_id, repo=repo, number=int(pull["number"])
+        )
+    head = str(pull["head"]["sha"])
+    if lists.head is not None and lists.head != head:
+        raise HeadMoved(f"#{pull['number']} moved from {head[:12]} to {lists.head[:12]}")
+    cut = list(lists.cut)
     known = pull.get("commits")
-    if len(commits) >= GITHUB_COMMIT_LIMIT and not (
-        isinstance(known, int) and known <= len(commits)
+    if len(lists.commits) >= GITHUB_COMMIT_LIMIT and not (
+        isinstance(known, int) and known <= len(lists.commits)
     ):
         cut.append("commits")
-    snapshot = snapshot_of(pull, repo=repo, files=files, reviews=reviews, commits=commits)
+    snapshot = snapshot_of(
+        pull, repo=repo, files=lists.files, reviews=lists.reviews, commits=lists.commits
+    )
     if "files" in cut:
         snapshot = dataclasses.replace(snapshot, files_complete=False)
     return dataclasses.replace(snapshot, cut_lists=tuple(sorted(set(cut) - {"files"})))
