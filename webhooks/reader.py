@@ -230,17 +230,30 @@ async def read_lists(gh: GitHubApp, *, installation_id: int, repo: str, number: 
     base = f"/repos/{repo}/pulls/{number}"
     cut: list[str] = []
     files, reviews, commits = await asyncio.gather(
-        *(
-            _whole(
-                gh,
-                f"{base}/{name}",
-                installation_id=installation_id,
-                route=f"/pulls/{{n}}/{name}",
-                name=name,
-                cut=cut,
-            )
-            for name in ("files", "reviews", "commits")
-        )
+        _whole(
+            gh,
+            f"{base}/files",
+            installation_id=installation_id,
+            route="/pulls/{n}/files",
+            name="files",
+            cut=cut,
+        ),
+        _whole(
+            gh,
+            f"{base}/reviews",
+            installation_id=installation_id,
+            route="/pulls/{n}/reviews",
+            name="reviews",
+            cut=cut,
+        ),
+        _whole(
+            gh,
+            f"{base}/commits",
+            installation_id=installation_id,
+            route="/pulls/{n}/commits",
+            name="commits",
+            cut=cut,
+        ),
     )
     return Lists(files=files, reviews=reviews, commits=commits, cut=tuple(cut))
 
