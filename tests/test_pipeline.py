@@ -15,7 +15,7 @@ import pytest
 from gate.result import DecisionKind, Outcome
 from gate.statement import verify_record
 from tests.fakegithub.front import InProcessTransport
-from tests.fakegithub.models import PRFile
+from tests.fakegithub.models import PRCommit, PRFile
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import settings_env
 from tests.world import OWNERS, patch, sha
@@ -181,3 +181,19 @@ async def test_a_pull_request_that_moves_while_read_is_not_judged_by_its_new_con
     repo.fake.push(repo.name, 7, sha(72), files=[PRFile(".github/workflows/x.yml", patch=patch())])
     decision = await evaluator.commit(installation_id=repo.installation, repo=repo.name, head=found)
     assert decision is None
+
+
+async def test_commits_listed_out_of_ancestry_order_still_belong_to_their_head(
+    service: Service, repo: Repo
+) -> None:
+    # A cherry-picked commit keeps its old date: GitHub may list the head first.
+    head, older = sha(81), sha(80)
+    commits = [PRCommit(head, parents=[older]), PRCommit(older)]
+    repo.pull(8, "docs/a.md", head=head, commits=commits)
+    evaluator = Evaluator(service, scans=ScanCache())
+    found = await evaluator.head(
+        installation_id=repo.installation, repo=repo.name, sha=head, number=8
+    )
+    decision = await evaluator.commit(installation_id=repo.installation, repo=repo.name, head=found)
+    assert decision is not None
+    assert decision.number == 8

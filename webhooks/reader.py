@@ -213,12 +213,19 @@ class Lists:
     #: Lists that were longer than the reader takes ("files", "reviews", "commits").
     cut: tuple[str, ...]
 
-    @property
-    def head(self) -> str | None:
-        """The head the commit list ends at (None when it may be cut short)."""
+    def moved_from(self, head: str) -> bool:
+        """Whether these lists describe another commit than ``head``.
+
+        GitHub lists a pull request's commits by date, not by ancestry (a cherry-picked
+        commit keeps its old date), so the last one listed need not be the head: the
+        lists are ``head``'s when it is among them and no listed commit descends from
+        it. A list that may be cut short (GitHub's 250) proves nothing either way.
+        """
         if not self.commits or len(self.commits) >= GITHUB_COMMIT_LIMIT:
-            return None
-        return str(self.commits[-1].get("sha") or "") or None
+            return False
+        shas = {str(c.get("sha") or "") for c in self.commits}
+        parents = {str(p.get("sha") or "") for c in self.commits for p in c.get("parents") or []}
+        return head not in shas or head in parents
 
 
 class HeadMoved(Exception):
@@ -280,8 +287,8 @@ async def read_snapshot(
             gh, installation_id=installation_id, repo=repo, number=int(pull["number"])
         )
     head = str(pull["head"]["sha"])
-    if lists.head is not None and lists.head != head:
-        raise HeadMoved(f"#{pull['number']} moved from {head[:12]} to {lists.head[:12]}")
+    if lists.moved_from(head):
+        raise HeadMoved(f"#{pull['number']} is no longer at {head[:12]}")
     cut = list(lists.cut)
     known = pull.get("commits")
     if len(lists.commits) >= GITHUB_COMMIT_LIMIT and not (
