@@ -168,3 +168,23 @@ def test_a_repository_that_extends_the_organisation_policy_cannot_loosen_it(worl
     # still needs its owners, whatever the repository's own rules say.
     world.open(62, [PRFile("app/auth/login.py", patch=patch())], head=sha(6201))
     world.run(sha(6201), "action_required")
+
+
+def test_a_blocked_fork_pr_is_not_left_out_of_its_commits_decision(world: World) -> None:
+    # GitHub may not associate a fork's commits with the base repository's PRs.
+    world.fake.associate_forks = False
+    try:
+        head = sha(6901)
+        files = [PRFile("app/auth/login.py", patch=patch())]
+        world.open(69, files, head=head, head_repo="agent-fork/app")
+        world.run(head, "action_required")
+        # The same commit pushed to a branch here, into a lax base: alone it passes.
+        _lax_base(world, "agent-lax", sha(6999))
+        world.add_pull(70, files, head=head, base_ref="agent-lax", base_sha=sha(6999))
+        world.deliver("pull_request", "opened", number=70, head_sha=head)
+        world.settle()
+        run = world.fake.check_runs(world.repo, head)[-1]
+        assert run.conclusion == "action_required"
+        assert "#69" in run.summary
+    finally:
+        world.fake.associate_forks = True

@@ -25,6 +25,7 @@ from gate import tree
 from gate.decide import decide
 from gate.model import PullSnapshot, UserType
 from gate.result import Decision
+from webhooks import indexes
 from webhooks.events import GroupQueued
 from webhooks.facts import GitHubFacts, ScanCache
 from webhooks.github import GitHubError, NotFound
@@ -71,7 +72,7 @@ class Evaluator:
     async def head(self, *, installation_id: int, repo: str, sha: str, number: int | None) -> Head:
         """The current head of pull request ``number`` (or ``sha``) and its pull requests."""
         gh = self._svc.gh
-        pulls = await open_pulls_at(gh, installation_id=installation_id, repo=repo, sha=sha)
+        pulls = await self._at(installation_id, repo, sha)
         if number is None:
             if not pulls:
                 pulls = await open_pulls_scan(
@@ -85,7 +86,7 @@ class Evaluator:
             return Head(sha, tuple(pulls))
         current = str(pull["head"]["sha"])
         if current != sha:
-            pulls = await open_pulls_at(gh, installation_id=installation_id, repo=repo, sha=current)
+            pulls = await self._at(installation_id, repo, current)
         if not any(_number(p) == number for p in pulls):
             pulls = await open_pulls_scan(
                 gh, installation_id=installation_id, repo=repo, sha=current
@@ -93,6 +94,27 @@ class Evaluator:
             if not any(_number(p) == number for p in pulls):
                 pulls.append(pull)
         return Head(current, tuple(pulls))
+
+    async def _at(self, installation_id: int, repo: str, sha: str) -> list[Mapping[str, Any]]:
+        """Open pull requests at ``sha``: GitHub's association, and those delivered at it.
+
+        The association may not name a fork's pull request; a delivery always did,
+        so a pull request delivered at this head that is still open there is one of
+        its pull requests too (one ``GET`` each, only for those the association missed).
+        """
+        gh = self._svc.gh
+        pulls = await open_pulls_at(gh, installation_id=installation_id, repo=repo, sha=sha)
+        listed = {_number(p) for p in pulls}
+        for number in await indexes.head_pulls(self._svc.store, repo=repo, head=sha):
+            if number in listed:
+                continue
+            try:
+                pull = await get_pull(gh, installation_id=installation_id, repo=repo, number=number)
+            except NotFound:
+                continue
+            if pull.get("state") == "open" and (pull.get("head") or {}).get("sha") == sha:
+                pulls.append(pull)
+        return pulls
 
     async def pull(
         self,

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 
 from gate import audit_entries, tree
 from gate.result import Decision
-from webhooks import team_index
+from webhooks import indexes
 from webhooks.evaluate import Evaluator, Head
 from webhooks.events import (
     GroupKey,
@@ -89,7 +89,15 @@ class Jobs:
         for intent in intents:
             if isinstance(intent, RolloutConfirmed):
                 await record_confirmation(self._svc, intent)
-            elif isinstance(intent, PullChanged) and intent.action == "synchronize":
+            if isinstance(intent, PullChanged) and not intent.closed:
+                await indexes.add_head_pull(
+                    self._svc.store,
+                    repo=intent.repo,
+                    number=intent.number,
+                    head=intent.head_sha,
+                    owner=job.token,
+                )
+            if isinstance(intent, PullChanged) and intent.action == "synchronize":
                 await record_pusher(self._svc, intent)
             elif isinstance(intent, OverrideRequested):
                 overridden = await self._record_override(installation, intent, delivery_id)
@@ -248,7 +256,7 @@ class Jobs:
                 continue
             if intent.installation_id is None:
                 continue
-            for entry in await team_index.entries(self._svc.store, team=intent.team):
+            for entry in await indexes.team_pulls(self._svc.store, team=intent.team):
                 decided = await self._decide_head(
                     intent.installation_id,
                     repo=entry.repo,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from gate import audit_entries, render
 from gate.owners import Owner
 from gate.result import Decision, DecisionKind, Outcome
-from webhooks import checks, records, team_index
+from webhooks import checks, indexes, records
 from webhooks.github import GitHubError
 from webhooks.service import Service
 
@@ -210,7 +210,7 @@ class Publisher:
             await svc.store.put("latest", f"{pull.repo}#{pull.number}", json.dumps(latest).encode())
             teams = {o.team for r in pull.requirements for o in map(Owner, r.owners) if o.team}
             for team in sorted(teams):
-                await team_index.add(svc.store, team=team, pull=pull, owner=decision_id)
+                await indexes.add_team_pull(svc.store, team=team, pull=pull, owner=decision_id)
 
     async def _log(
         self,

@@ -133,6 +133,9 @@ class GitHubState:
             self.installations: dict[int, Installation] = {}
             self.repos: dict[str, Repo] = {}
             self.pulls: dict[tuple[str, int], Pull] = {}
+            #: Whether ``GET /commits/{sha}/pulls`` names pull requests from forks
+            #: (GitHub's association of a fork's commits is not to be relied on).
+            self.associate_forks = True
             #: (repo, login) -> role; unset: write for members of the owner's teams.
             self.permissions: dict[tuple[str, str], str] = {}
             self.reviews: list[Review] = []

@@ -154,6 +154,7 @@ def pulls_for_commit(ctx: Ctx) -> Reply:
         for p in ctx.state.pulls.values()
         if repo.full_name.lower() in (p.repo.lower(), p.head_repo.lower())
         and (p.head_sha == sha or any(c.sha == sha for c in p.commits))
+        and (ctx.state.associate_forks or p.head_repo.lower() == p.repo.lower())
     ]
     chunk, headers = ctx.page(found)
     return Reply(
