@@ -4,6 +4,7 @@ enforces the limits GitHub enforces, over a real loopback HTTP connection."""
 from __future__ import annotations
 
 import base64
+import calendar
 import hashlib
 import hmac
 import threading
@@ -465,11 +466,15 @@ def test_jwt_and_installation_token_flow(fake: FakeGitHub) -> None:
         assert c.get(f"/app/installations/{inst}", headers=good).json()["id"] == inst
         assert c.get(f"/repos/{REPO}/installation", headers=good).json()["id"] == inst
 
+        before = time.time()
         resp = c.post(f"/app/installations/{inst}/access_tokens", headers=good)
+        after = time.time()
         assert resp.status_code == 201
         tok = resp.json()["token"]
-        expires = time.mktime(time.strptime(resp.json()["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
-        assert 500 < expires - time.mktime(time.gmtime()) <= 600
+        # GitHub's format is UTC to the second: the expiry lies 600 s after the
+        # moment of issue, which lies between ``before`` and ``after``.
+        expires = calendar.timegm(time.strptime(resp.json()["expires_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        assert int(before) + 600 <= expires <= after + 600
         for scheme in ("token", "Bearer"):
             ok = c.get(f"/repos/{REPO}", headers={"Authorization": f"{scheme} {tok}"})
             assert ok.status_code == 200
