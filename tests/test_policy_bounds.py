@@ -28,9 +28,9 @@ def error_of(text: str) -> tuple[int, int, str]:
 
 
 def test_billion_laughs_is_a_positioned_error_found_fast() -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy machine does not count
     line, column, message = error_of(billion_laughs())
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     # l0..l3 expand to 8,302 nodes; l4's first alias (line 6) adds 7,381 more.
     assert (line, column) == (6, 10)
     assert f"more than {MAX_NODES} nodes" in message
