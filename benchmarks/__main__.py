@@ -319,6 +319,8 @@ def _hook(r: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
+
+
 def _chaos(r: dict[str, Any]) -> list[Row]:
     bad = r["wrong"] + r["lost"] + r["duplicates"] + r["unsafe"] + r["dead_letters"]
     return [

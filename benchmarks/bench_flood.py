@@ -119,7 +119,16 @@ class Driver:
         self.url = url
         # Deliveries are built before the clock starts (2 ms each from GitHub's examples).
         self.work = [
-            (step, scenario.delivery(step.event, step.action, number=step.number, head=step.head))
+            (
+                step,
+                scenario.delivery(
+                    step.event,
+                    step.action,
+                    number=step.number,
+                    head=step.head,
+                    review=step.review or "APPROVED",
+                ),
+            )
             for step in steps
         ]
         self.lanes = lanes

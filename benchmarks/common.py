@@ -304,9 +304,13 @@ class Scenario:
         self.fake.add_review(self.repo, number, user=REVIEWER[kind], state=state, commit_id=head)
 
     def delivery(
-        self, event: str, action: str, *, number: int, head: str
+        self, event: str, action: str, *, number: int, head: str, review: str = "APPROVED"
     ) -> tuple[bytes, dict[str, str]]:
-        """Body and headers GitHub would send (a fresh delivery id each time)."""
+        """Body and headers GitHub would send (a fresh delivery id each time).
+
+        A review delivery carries the review's ``state`` (a comment-only review
+        changes no decision, and the receiver drops it).
+        """
         payload = deliveries.build(
             event,
             action,
@@ -317,6 +321,8 @@ class Scenario:
             author=AGENT,
             author_type="Bot",
         )
+        if event == "pull_request_review":
+            deliveries.set_review(payload, state=review, commit_id=head)
         body = deliveries.encode(payload)
         return body, deliveries.headers(event, str(uuid.uuid4()), body, SECRET)
 

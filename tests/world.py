@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.fakegithub import deliveries
-from tests.fakegithub.models import PRFile
+from tests.fakegithub.models import PRFile, Review
 from tests.fakegithub.server import FakeGitHub
 from tests.harness import RunningService, running, settings_env, wait_for
 
@@ -100,9 +100,35 @@ class World:
         assert response.status_code == 202, response.text
 
     def deliver(self, event: str, action: str | None = None, **patches: Any) -> httpx.Response:
+        if event == "pull_request_review" and action == "submitted" and "number" in patches:
+            # GitHub's delivery carries the review just submitted: the pull
+            # request's latest review in the fake, as a test added it.
+            payload = deliveries.build(
+                event, action, repo=self.repo, installation_id=self.installation, **patches
+            )
+            latest = self.latest_review(int(patches["number"]))
+            if latest is not None:
+                deliveries.set_review(
+                    payload,
+                    user=latest.user,
+                    user_type=latest.user_type,
+                    state=latest.state,
+                    commit_id=latest.commit_id,
+                    review_id=latest.id,
+                )
+            return self.svc.deliver(event, action, payload=payload)
         return self.svc.deliver(
             event, action, repo=self.repo, installation_id=self.installation, **patches
         )
+
+    def latest_review(self, number: int) -> Review | None:
+        with self.fake.lock:
+            mine = [
+                r
+                for r in self.fake.reviews
+                if r.repo.lower() == self.repo.lower() and r.number == number
+            ]
+        return mine[-1] if mine else None
 
     def settle(self) -> None:
         wait_for(lambda: self.svc.call(lambda s: s.store.depth()) == 0, what="queue to drain")

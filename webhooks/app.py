@@ -94,6 +94,11 @@ def create_app(service: Service) -> Starlette:
             metrics.deliveries.labels(event=_label(event), result="ignored").inc()
             log.info("delivery ignored", extra=context)
             return _answer(202, "ignored: merge-gate does not act on this event")
+        unchanged = events.unchanged_decision(event, action, payload)
+        if unchanged is not None:
+            metrics.deliveries.labels(event=_label(event), result="ignored").inc()
+            log.debug("delivery ignored", extra=context)
+            return _answer(202, f"ignored: {unchanged} changes no decision")
         try:
             route = events.route(event, payload, action=action)
         except events.NotACommand:

@@ -235,6 +235,32 @@ def handled(event: str, action: str | None) -> bool:
     return actions is None or action in actions
 
 
+def unchanged_decision(event: str, action: str | None, payload: Mapping[str, Any]) -> str | None:
+    """Why a handled delivery cannot change any decision, or None when it may.
+
+    Such a delivery costs nothing: no job, no GitHub call. Only what no input of
+    the decision can see qualifies:
+
+    - ``pull_request`` ``edited`` without ``changes.base``: a new title or
+      description (a new base changes the policy and is evaluated);
+    - ``pull_request_review`` ``edited``: only a review's text can be edited, never
+      its state;
+    - a ``pull_request_review`` ``submitted`` whose state is ``commented``: only
+      approvals, change requests and dismissals count
+      (https://docs.github.com/rest/pulls/reviews#list-reviews-for-a-pull-request).
+    """
+    if event == "pull_request" and action == "edited":
+        changes = payload.get("changes")
+        if not (isinstance(changes, Mapping) and changes.get("base") is not None):
+            return "a title or description edit"
+    if event == "pull_request_review" and action == "edited":
+        return "a review's text edited"
+    commented = _optional(payload, "review", "state").lower() == "commented"
+    if event == "pull_request_review" and action == "submitted" and commented:
+        return "a comment review"
+    return None
+
+
 def _get(payload: Mapping[str, Any], *path: str) -> Any:
     node: Any = payload
     for part in path:

@@ -76,6 +76,15 @@ class _Comment(msgspec.Struct, omit_defaults=True, frozen=True):
     user: _User | None = None
 
 
+class _Changes(msgspec.Struct, omit_defaults=True, frozen=True):
+    #: Present when an ``edited`` pull request moved to another base.
+    base: Any = None
+
+
+class _Review(msgspec.Struct, omit_defaults=True, frozen=True):
+    state: Any = None
+
+
 class _Delivery(msgspec.Struct, omit_defaults=True, frozen=True):
     action: Any = None
     installation: _Id | None = None
@@ -91,6 +100,8 @@ class _Delivery(msgspec.Struct, omit_defaults=True, frozen=True):
     # issue_comment: a break-glass command on a pull request.
     issue: _Issue | None = None
     comment: _Comment | None = None
+    changes: _Changes | None = None
+    review: _Review | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Delivery)

@@ -362,8 +362,10 @@ def plan(fake: FakeGitHub, *, prs: int, sends: int, seed: int) -> World:
     firsts: list[Batch] = []
     laters: list[Batch] = []
 
-    def send(number: int, event: str, action: str, head: str) -> Send:
-        body, headers = scenario.delivery(event, action, number=number, head=head)
+    def send(number: int, event: str, action: str, head: str, review: str | None = None) -> Send:
+        body, headers = scenario.delivery(
+            event, action, number=number, head=head, review=review or "APPROVED"
+        )
         return Send(number, headers["X-GitHub-Delivery"], body, headers)
 
     for number in range(1, prs + 1):
@@ -405,7 +407,7 @@ def plan(fake: FakeGitHub, *, prs: int, sends: int, seed: int) -> World:
         rest = Batch(
             number,
             later,
-            [send(number, event, action, heads[v]) for event, action, v, _ in steps],
+            [send(number, event, action, heads[v], r) for event, action, v, r in steps],
         )
         firsts.append(first)
         laters.append(rest)
@@ -445,8 +447,9 @@ class Sender:
         self.deadline = deadline
         self.work: queue.Queue[Send | None] = queue.Queue()
         self.lock = threading.Lock()
-        #: delivery id -> HTTP statuses of its acknowledged sends (202 accepted, 200 duplicate).
-        self.acked: dict[str, list[int]] = {}
+        #: delivery id -> what each acknowledged send got: "accepted" (202), "duplicate"
+        #: (200), or "ignored" (202 for a delivery that changes no decision, never stored).
+        self.acked: dict[str, list[str]] = {}
         self.retries: Counter[str] = Counter()
         self.failed: list[str] = []
         self.threads = [
@@ -466,15 +469,17 @@ class Sender:
             with self.lock:
                 url = self.rng.choice(self.urls)
             try:
-                status = client.post(
-                    url + WEBHOOK_PATH, content=item.body, headers=item.headers
-                ).status_code
+                answer = client.post(url + WEBHOOK_PATH, content=item.body, headers=item.headers)
             except httpx.TransportError as error:
                 self._retry(type(error).__name__)
                 continue
+            status = answer.status_code
             if status in (200, 202):
+                outcome = "duplicate" if status == 200 else "accepted"
+                if status == 202 and answer.json()["message"].startswith("ignored:"):
+                    outcome = "ignored"
                 with self.lock:
-                    self.acked.setdefault(item.delivery_id, []).append(status)
+                    self.acked.setdefault(item.delivery_id, []).append(outcome)
                 return
             if status == 503:
                 self._retry("503")
@@ -708,9 +713,9 @@ def _totals(
             unsafe.append(f"#{number}@{head[-6:]}: success where the engine says {expected}")
     # A delivery id accepted twice (202, not 200 "duplicate") got two effects.
     duplicates += [
-        f"delivery {d} accepted {statuses.count(202)} times"
-        for d, statuses in sorted(sender.acked.items())
-        if statuses.count(202) > 1
+        f"delivery {d} accepted {outcomes.count('accepted')} times"
+        for d, outcomes in sorted(sender.acked.items())
+        if outcomes.count("accepted") > 1
     ]
     all_ids = {s.delivery_id for b in world.batches for s in b.sends}
     lost += [f"delivery {d} never acknowledged" for d in sorted(all_ids - set(sender.acked))]
