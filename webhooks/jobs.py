@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 from gate import audit_entries, tree
 from gate.result import Decision
-from webhooks import indexes
-from webhooks.evaluate import Evaluator, Head
+from webhooks import commitlock, indexes
+from webhooks.evaluate import Evaluator
 from webhooks.events import (
     GroupKey,
     GroupQueued,
@@ -152,21 +151,39 @@ class Jobs:
             head, lists = await asyncio.gather(lookup, self._prefetch(installation, repo, number))
             if lists is not None:
                 known[number] = lists
-        async with self._commit_lock(repo, head, owner=owner) as waited:
-            if waited:  # others published meanwhile: read the pull requests again
-                head = await self._evaluator.head(
-                    installation_id=installation, repo=repo, sha=head.sha, number=None
+        try:
+            async with commitlock.hold(
+                self._svc.store,
+                f"commit:{repo}@{head.sha}",
+                owner=owner,
+                lease=self._svc.settings.lease_seconds,
+                clock=self._svc.wall,
+            ) as held:
+                if held.waited:  # others published meanwhile: read the pull requests again
+                    head = await self._evaluator.head(
+                        installation_id=installation, repo=repo, sha=head.sha, number=None
+                    )
+                decision = await self._evaluator.commit(
+                    installation_id=installation,
+                    repo=repo,
+                    head=head,
+                    known={} if held.waited else known,
                 )
-            decision = await self._evaluator.commit(
-                installation_id=installation,
-                repo=repo,
-                head=head,
-                known={} if waited else known,
-            )
-            if decision is not None:
-                await self._publisher.publish(
-                    decision, installation_id=installation, delivery_id=delivery_id, redo=redo
-                )
+                if decision is not None:
+                    if held.lost():
+                        raise Backoff(
+                            1.0,
+                            f"lost the lock on {head.sha[:12]}: another evaluation may have"
+                            " published; deciding again",
+                            waiting=True,
+                        )
+                    await self._publisher.publish(
+                        decision, installation_id=installation, delivery_id=delivery_id, redo=redo
+                    )
+        except commitlock.Busy:
+            raise Backoff(
+                1.0, f"commit {head.sha[:12]} is being published elsewhere", waiting=True
+            ) from None
         return decision
 
     async def _prefetch(self, installation: int, repo: str, number: int) -> Lists | None:
@@ -177,26 +194,6 @@ class Jobs:
             )
         except (GitHubError, Backoff):
             return None
-
-    @asynccontextmanager
-    async def _commit_lock(self, repo: str, head: Head, *, owner: str) -> AsyncIterator[bool]:
-        store, lease = self._svc.store, self._svc.settings.lease_seconds
-        name = f"commit:{repo}@{head.sha}"
-        # As long as a lease: a dead holder's lock runs out as soon as its job is retaken.
-        waited, delay, spent = False, 0.05, 0.0
-        while not await store.lock(name, owner=owner, ttl=lease):
-            if spent > lease / 2:
-                raise Backoff(
-                    1.0, f"commit {head.sha[:12]} is being published elsewhere", waiting=True
-                )
-            waited = True
-            await asyncio.sleep(delay)
-            spent += delay
-            delay = min(delay * 2, 0.5)
-        try:
-            yield waited
-        finally:
-            await store.unlock(name, owner=owner)
 
     async def _record_close(self, installation: int, intent: PullChanged, delivery_id: str) -> None:
         svc = self._svc
