@@ -15,6 +15,9 @@ Data layout (``P`` is the prefix; every key starts with ``P:``)::
                                    ra/rb (ms: ready after the debounce window /
                                    at the latest, from this delivery's accept)
     P:q:<job key>          list    delivery ids of the key, accept order
+    P:quiet:<job key>      string  ms (store clock) when the debounce window
+                                   after the key's last delivery ends; outlives
+                                   the key's job (leading edge), PX collects it
     P:pending              zset    delivery id -> received_at: depth and lag
     P:meta:<job key>       hash    grp, attempts, due (ms, the debounce cap),
                                    retry (ms), token, worker, was (ready time
@@ -36,9 +39,11 @@ Flow:
 
 - ``accept`` is one script: unless ``P:seen:<id>`` holds a time still ahead, it
   writes the marker, the delivery hash, RPUSHes the id on the key's list and
-  ZADDs it to ``P:pending``; a new key enters its group's zset at the end of the
-  debounce window (a new group takes the next turn), an idle key's ready time
-  moves to the end of the new window, capped at ``due``. If a write inside
+  ZADDs it to ``P:pending``; a delivery with no other of its key in the window
+  before it (``P:quiet:<key>`` past) is ready at once (leading edge), one within
+  it at the end of its own window: a new key enters its group's zset at that
+  time (a new group takes the next turn), an idle key's ready time moves to the
+  end of the new window, capped at ``due``. If a write inside
   fails, the script deletes what it wrote, the marker included, so GitHub's
   redelivery is not mistaken for a duplicate. An acknowledged write is as
   durable as the server's ``appendonly``/``appendfsync`` settings make it
@@ -170,7 +175,8 @@ local function wait(key, meta, grp, ready, attempts)
 end
 """
 
-# KEYS: pending, groups, seen marker, delivery hash, key queue, key meta, group zset
+# KEYS: pending, groups, seen marker, delivery hash, key queue, key meta, group zset,
+#       key's quiet marker
 # ARGV: prefix, now, dedupe ms, key, id, event, has action, action, body,
 #       received_at, ready after, ready by, group, debounce on ('1'/'0')
 _ACCEPT = """
@@ -180,6 +186,12 @@ if seen and (seen == '1' or tonumber(seen) > now) then return 0 end
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local key, id, grp = ARGV[4], ARGV[5], ARGV[13]
 local ra, rb = tonumber(ARGV[11]), tonumber(ARGV[12])
+local debounce = ARGV[14] == '1'
+if debounce then
+  -- leading edge: no delivery of this key within the window before this one
+  local quiet = redis.call('GET', KEYS[8])
+  if not quiet or tonumber(quiet) <= now then ra = now end
+end
 local ok, err = pcall(function()
   local dedupe = tonumber(ARGV[3])
   redis.call('SET', KEYS[3], now + dedupe, 'PX', dedupe)
@@ -191,6 +203,11 @@ local ok, err = pcall(function()
   redis.call('HSET', KEYS[4], unpack(fields))
   redis.call('RPUSH', KEYS[5], id)
   redis.call('ZADD', pending, ARGV[10], id)
+  if debounce then
+    -- the window after this delivery; PX (a minute more) only collects it later
+    local window = tonumber(ARGV[11])
+    redis.call('SET', KEYS[8], window, 'PX', window - now + 60000)
+  end
 end)
 if not ok then
   -- undo, marker first: a redelivery must not look like a duplicate
@@ -206,7 +223,7 @@ if not current then
   redis.call('ZADD', KEYS[7], ra, key)
   if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
   touch(grp)
-elseif ARGV[14] == '1' then
+elseif debounce and ra > now then
   local m = redis.call('HMGET', KEYS[6], 'token', 'due', 'retry')
   if not m[1] then  -- idle: wait for the end of the new window, within the cap
     local ready = math.max(tonumber(current), math.min(ra, tonumber(m[2] or rb)),
@@ -550,6 +567,7 @@ class RedisStore:
             f"{p}:q:{delivery.key}",
             f"{p}:meta:{delivery.key}",
             f"{p}:g:{group}",
+            f"{p}:quiet:{delivery.key}",
         ]
         args = [
             p,
