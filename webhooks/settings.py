@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     #: the first of them (see ``webhooks.store.base``).
     debounce_seconds: float = Field(2.0, ge=0, le=60)
     debounce_max_seconds: float = Field(10.0, ge=0, le=600)
+    #: Rate-limit calls kept back per installation and resource: a job whose
+    #: installation has fewer left waits in the queue for the reset (webhooks.budget).
+    rate_limit_reserve: int = Field(50, ge=0, le=5000)
     #: GATE_LOG_LEVEL: debug, info, warning or error (any case).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: The App's OAuth client: with both set, decision pages need a GitHub sign-in by
