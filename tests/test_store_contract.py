@@ -676,6 +676,24 @@ async def test_a_flood_in_one_repository_does_not_starve_another(store: Store) -
     assert "pr:org/quiet#1" in {first.key, second.key}
 
 
+async def test_an_installation_key_is_not_held_up_by_a_flood_or_its_repositories(
+    backend: Backend, store: Store
+) -> None:
+    # installation 1's repository floods; installation 2 has a repository with work too
+    flood = [delivery(f"a{n}", key=f"pr:busy/app#{n}") for n in range(100)]
+    assert all(await asyncio.gather(*map(store.accept, flood)))
+    backend.clock.advance(0.01)
+    await store.accept(delivery("b", key="pr:calm/app#1"))
+    backend.clock.advance(0.01)
+    await store.accept(delivery("i", key="install:42"))  # installation 2 changed
+    jobs = [await store.claim(worker="w1", lease_seconds=LEASE) for _ in range(3)]
+    assert {job.key for job in jobs if job is not None} == {
+        "pr:busy/app#0",
+        "pr:calm/app#1",
+        "install:42",
+    }
+
+
 async def test_claims_take_repositories_in_turn(backend: Backend, store: Store) -> None:
     for repo in ("a", "b", "c"):
         for n in range(4):
