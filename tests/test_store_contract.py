@@ -694,6 +694,52 @@ async def test_an_installation_key_is_not_held_up_by_a_flood_or_its_repositories
     }
 
 
+async def test_a_spare_claim_passes_over_repositories_a_worker_is_busy_with(
+    backend: Backend, store: Store
+) -> None:
+    for n in range(3):
+        await store.accept(delivery(f"a{n}", key=f"pr:org/busy#{n}"))
+    busy = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert busy is not None
+    assert group_of(busy.key) == "org/busy"
+    # org/busy has ready keys, but a worker holds one of its keys: not for a spare
+    assert await store.claim(worker="spare", lease_seconds=LEASE, spare=True) is None
+    await store.accept(delivery("b", key="pr:org/calm#1"))
+    calm = await store.claim(worker="spare", lease_seconds=LEASE, spare=True)
+    assert ids(calm) == ["d-b"]
+    # an ordinary claim still takes the busy repository's next key
+    assert (await store.claim(worker="w2", lease_seconds=LEASE)) is not None
+
+
+async def test_a_spare_claim_takes_a_repository_once_its_leases_end(
+    backend: Backend, store: Store
+) -> None:
+    for n in range(2):
+        await store.accept(delivery(f"a{n}", key=f"pr:org/busy#{n}"))
+    first = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert first is not None
+    await store.complete(first)  # no lease left in org/busy
+    assert ids(await store.claim(worker="spare", lease_seconds=LEASE, spare=True)) == ["d-a1"]
+
+
+async def test_a_spare_claim_is_not_kept_out_by_an_expired_lease(
+    backend: Backend, store: Store
+) -> None:
+    for n in range(2):
+        await store.accept(delivery(f"a{n}", key=f"pr:org/busy#{n}"))
+    dead = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert dead is not None
+    backend.clock.advance(LEASE)  # its worker died
+    job = await store.claim(worker="spare", lease_seconds=LEASE, spare=True)
+    assert job is not None
+    assert group_of(job.key) == "org/busy"
+    # extended, released or deferred leases keep or drop the mark accordingly
+    assert await store.extend(job, lease_seconds=LEASE)
+    assert await store.claim(worker="spare", lease_seconds=LEASE, spare=True) is None
+    await store.defer(job, until=backend.clock.now + 60)
+    assert await store.claim(worker="spare", lease_seconds=LEASE, spare=True) is not None
+
+
 async def test_claims_take_repositories_in_turn(backend: Backend, store: Store) -> None:
     for repo in ("a", "b", "c"):
         for n in range(4):

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     pypi_url: str = "https://pypi.org/pypi/{name}/json"
     npm_url: str = "https://registry.npmjs.org/{name}"
     workers: int = Field(4, ge=1, le=64)
+    #: Worker tasks per process beyond ``workers`` that only take a repository no
+    #: worker is busy with: a flood in one repository cannot make another wait for
+    #: a free worker (``Store.claim(spare=True)``).
+    spare_workers: int = Field(1, ge=0, le=16)
     max_attempts: int = Field(5, ge=1, le=100)
     #: Short, since a running job's heartbeat renews it every third: a killed
     #: worker's job is taken over within seconds, not after a minute.

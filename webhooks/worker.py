@@ -24,10 +24,19 @@ log = logging.getLogger("merge_gate.worker")
 
 
 class Worker:
-    def __init__(self, service: Service, *, name: str, jobs: Jobs | None = None) -> None:
+    def __init__(
+        self, service: Service, *, name: str, jobs: Jobs | None = None, spare: bool = False
+    ) -> None:
+        """``spare``: claim only keys of repositories no worker holds a lease in.
+
+        The other workers may all be busy with one repository's flood; a spare
+        one stays free for the next repository's pull request, so the flood
+        delays it by no more than a claim (see ``Store.claim``).
+        """
         self.service = service
         self.name = name
         self.jobs = jobs or Jobs(service)
+        self.spare = spare
 
     async def run(self, stop: asyncio.Event, *, idle: float = 0.2) -> None:
         while not stop.is_set():
@@ -48,7 +57,9 @@ class Worker:
     async def run_once(self) -> bool:
         svc = self.service
         try:
-            job = await svc.store.claim(worker=self.name, lease_seconds=svc.settings.lease_seconds)
+            job = await svc.store.claim(
+                worker=self.name, lease_seconds=svc.settings.lease_seconds, spare=self.spare
+            )
         except Exception:
             log.exception("claim failed")
             return False

@@ -40,6 +40,7 @@ checks them against each):
   Repositories of different installations are different groups, and an
   ``install:<id>`` key (an installation's own changes) is a group of its own, so
   neither another installation's flood nor its own repositories hold it up.
+  A claim with ``spare=True`` passes over groups with a key under a live lease.
 - *Attempts*: ``Job.attempts`` counts earlier claims of this key's work that
   failed (:meth:`Store.fail`) or whose lease expired. A worker that claims a job
   with ``attempts >= max_attempts`` (its predecessors kept dying) should call
@@ -143,8 +144,13 @@ class Store(Protocol):
         """
         ...
 
-    async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
-        """Lease a ready key, fairly (see *Fairness*); None when nothing is ready."""
+    async def claim(self, *, worker: str, lease_seconds: float, spare: bool = False) -> Job | None:
+        """Lease a ready key, fairly (see *Fairness*); None when nothing is ready.
+
+        ``spare``: only from a group none of whose keys is under a live lease. A
+        spare worker thus never joins a flood: it stays free for the next quiet
+        repository's pull request, which otherwise waits for a busy worker.
+        """
         ...
 
     async def complete(self, job: Job) -> None:

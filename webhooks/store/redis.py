@@ -24,6 +24,8 @@ Data layout (``P`` is the prefix; every key starts with ``P:``)::
                                    when claimed) while leased
     P:g:<group>            zset    job key -> ms it is ready at; while leased,
                                    the lease's end (an expired lease is ready)
+    P:held:<group>         zset    leased job key -> its lease's end (spare
+                                   claims pass over a group with a live one)
     P:groups               zset    group -> turn; lowest is served first
     P:heads                zset    group -> its earliest key's score
     P:turn                 string  turn counter (INCR)
@@ -115,6 +117,8 @@ local function args_from(first)
   return out
 end
 local function gkey(grp) return P .. ':g:' .. grp end
+-- the group's leased keys -> lease end (spare claims skip a group with a live one)
+local function held(grp) return P .. ':held:' .. grp end
 -- after any change to a group's zset: P:heads keeps the group's earliest score
 -- (claim finds the ready groups without visiting the others); an empty group
 -- leaves the rotation
@@ -155,12 +159,14 @@ end
 local function forget(key, grp)
   redis.call('DEL', P .. ':meta:' .. key, P .. ':q:' .. key)
   redis.call('ZREM', gkey(grp), key)
+  redis.call('ZREM', held(grp), key)
   touch(grp)
 end
 -- the lease ends with the work done: queue what arrived meanwhile, debounced
 local function requeue(key, meta, grp)
   local ready, due = debounced(key)
   if not ready then forget(key, grp) return end
+  redis.call('ZREM', held(grp), key)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', 0, 'due', due, 'retry', 0)
   redis.call('ZADD', gkey(grp), ready, key)
@@ -168,6 +174,7 @@ local function requeue(key, meta, grp)
 end
 -- the lease ends; the key is ready again at ready (a retry or a deferral)
 local function wait(key, meta, grp, ready, attempts)
+  redis.call('ZREM', held(grp), key)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', attempts, 'retry', ready)
   redis.call('ZADD', gkey(grp), ready, key)
@@ -235,11 +242,12 @@ end
 return 1
 """
 
-# KEYS: pending, groups   ARGV: prefix, now, consumer, token, lease ms
+# KEYS: pending, groups   ARGV: prefix, now, consumer, token, lease ms, spare ('1'/'0')
 # Returns a job {key, attempts, id, event, action, body, at, ...} or nil.
 _CLAIM = """
 local consumer, token = ARGV[3], ARGV[4]
 local lease_until = now + tonumber(ARGV[5])
+local spare = ARGV[6] == '1'
 
 local function take(key, grp, score)
   local meta = P .. ':meta:' .. key
@@ -256,6 +264,7 @@ local function take(key, grp, score)
   end
   redis.call('HSET', meta, 'attempts', attempts, 'token', token, 'worker', consumer, 'retry', 0)
   redis.call('ZADD', gkey(grp), lease_until, key)
+  redis.call('ZADD', held(grp), lease_until, key)
   touch(grp)
   redis.call('ZADD', groups, next_turn(), grp)
   local job = {key, attempts}
@@ -281,7 +290,8 @@ for _ = 1, 64 do
   local best, best_turn = nil, nil
   for _, grp in ipairs(redis.call('ZRANGEBYSCORE', P .. ':heads', '-inf', now)) do
     local turn = tonumber(redis.call('ZSCORE', groups, grp) or '0')
-    if not best or turn < best_turn then best, best_turn = grp, turn end
+    local busy = spare and redis.call('ZCOUNT', held(grp), '(' .. now, '+inf') > 0
+    if not busy and (not best or turn < best_turn) then best, best_turn = grp, turn end
   end
   if not best then return nil end
   local head = redis.call('ZRANGE', gkey(best), 0, 0, 'WITHSCORES')
@@ -336,6 +346,7 @@ local meta = P .. ':meta:' .. key
 local m = redis.call('HMGET', meta, 'token', 'grp', 'was')
 if m[1] ~= token then return 0 end
 redis.call('HDEL', meta, 'token', 'worker', 'was')
+redis.call('ZREM', held(m[2]), key)
 redis.call('ZADD', gkey(m[2]), m[3] or now, key)  -- back to its place in line
 touch(m[2])
 return 1
@@ -358,6 +369,7 @@ local meta = P .. ':meta:' .. key
 local m = redis.call('HMGET', meta, 'token', 'grp')
 if m[1] ~= token then return 0 end
 redis.call('ZADD', gkey(m[2]), 'XX', now + tonumber(ARGV[5]), key)
+redis.call('ZADD', held(m[2]), now + tonumber(ARGV[5]), key)
 touch(m[2])
 return 1
 """
@@ -622,9 +634,11 @@ class RedisStore:
             return StoreUnavailable(f"redis: {error}")
         return error
 
-    async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
+    async def claim(self, *, worker: str, lease_seconds: float, spare: bool = False) -> Job | None:
         token = secrets.token_hex(16)
-        reply = await self._run(self._claim, [worker, token, _ms(lease_seconds)])
+        reply = await self._run(
+            self._claim, [worker, token, _ms(lease_seconds), "1" if spare else "0"]
+        )
         return None if reply is None else self._job(reply, token=token)
 
     @staticmethod

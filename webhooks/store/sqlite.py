@@ -267,6 +267,29 @@ ORDER BY g.last_claim, g.grp
 LIMIT 1
 """
 
+#: The same for a spare worker: only groups none of whose keys is leased (a
+#: leased key's ready_at is its lease's end, so the index finds live leases).
+_SPARE = """
+SELECT k.key, k.attempts, k.token, k.ready_at, k.grp
+FROM job_group AS g
+JOIN job_key AS k ON k.key = (
+    SELECT key FROM job_key
+    WHERE grp = g.grp AND ready_at <= ?
+    ORDER BY ready_at, first_seq LIMIT 1
+)
+WHERE NOT EXISTS (
+    SELECT 1 FROM job_key AS held
+    WHERE held.grp = g.grp AND held.ready_at > ? AND held.token IS NOT NULL
+)
+ORDER BY g.last_claim, g.grp
+LIMIT 1
+"""
+
+
+def _choice(now: float, *, spare: bool) -> tuple[str, tuple[float, ...]]:
+    """The claim's query and its parameters."""
+    return (_SPARE, (now, now)) if spare else (_FAIR, (now,))
+
 
 def _insert(
     conn: sqlite3.Connection,
@@ -481,7 +504,7 @@ class SqliteStore(_Documents):
             max_delay=self._max_delay,
         )
 
-    async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
+    async def claim(self, *, worker: str, lease_seconds: float, spare: bool = False) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
             now = self._clock()
             # Idle workers poll: look first without the write lock (WAL readers never
@@ -489,7 +512,7 @@ class SqliteStore(_Documents):
             if conn.execute(_ANY_READY, (now,)).fetchone() is None:
                 return None
             with self._write(conn):
-                row = conn.execute(_FAIR, (now,)).fetchone()
+                row = conn.execute(*_choice(now, spare=spare)).fetchone()
                 if row is None:  # another process took it in between
                     return None
                 key, attempts, previous, ready_at, group = row
