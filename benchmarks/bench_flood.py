@@ -321,11 +321,17 @@ class Quiet:
         self.sent: list[tuple[str, float]] = []
         #: head -> end of the POST that created its check run.
         self.decided: dict[str, float] = {}
+        #: start of every request about the quiet repository (a worker has its job)
+        self.requests: list[float] = []
         self._lock = threading.Lock()
+        self._repo = f"/repos/{scenario.repo}/".lower()
         self._runs = f"/repos/{scenario.repo}/check-runs".lower()
         clock.listeners.append(self._on_call)
 
     def _on_call(self, stamp: Stamp) -> None:
+        if stamp.path.lower().startswith(self._repo):
+            with self._lock:
+                self.requests.append(stamp.start)
         if stamp.method == "POST" and stamp.status == 201 and stamp.path.lower() == self._runs:
             head = (stamp.body or {}).get("head_sha", "")
             with self._lock:
@@ -360,11 +366,15 @@ class Quiet:
                 self.push(client)
                 stop.wait(self.period + self.rng.uniform(-0.25, 0.25))
 
-    def latencies(self, start: float, end: float) -> tuple[list[float], int]:
-        """Latencies of the pushes sent in [start, end), and how many were never decided."""
+    def latencies(self, start: float, end: float) -> tuple[list[float], list[float], int]:
+        """For the pushes sent in [start, end): latencies, pickups (sent -> the first
+        request about the repository after it: the wait for a worker), and how many
+        were never decided."""
         with self._lock:
             sent, decided = list(self.sent), dict(self.decided)
+            requests = sorted(self.requests)
         found: list[float] = []
+        pickups: list[float] = []
         missing = 0
         for i, (_, at) in enumerate(sent):
             if not start <= at < end:
@@ -374,7 +384,10 @@ class Quiet:
                 found.append(min(answers) - at)
             else:
                 missing += 1
-        return found, missing
+            first = next((r for r in requests if r >= at), None)
+            if first is not None:
+                pickups.append(first - at)
+        return found, pickups, missing
 
     def decisions(self, start: float, end: float) -> int:
         with self._lock:
@@ -430,12 +443,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             )
             result["quiet_evaluations_subtracted"] = quiet_evaluations
             time.sleep(quiet.period)  # the last quiet push's decision
-            idle, idle_missing = quiet.latencies(idle_start, idle_end)
-            busy, busy_missing = quiet.latencies(flood_start, drained_at)
+            idle, idle_pickup, idle_missing = quiet.latencies(idle_start, idle_end)
+            busy, busy_pickup, busy_missing = quiet.latencies(flood_start, drained_at)
             result["quiet"] = {
                 "period_s": quiet.period,
                 "idle": ms_summary(idle),
                 "flood": ms_summary(busy),
+                "idle_pickup": ms_summary(idle_pickup),
+                "flood_pickup": ms_summary(busy_pickup),
                 "idle_p95_ms": _p95(idle),
                 "flood_p95_ms": _p95(busy),
                 "flood_over_idle": round(percentile(busy, 0.95) / percentile(idle, 0.95), 2)
