@@ -1015,6 +1015,40 @@ async def test_sqlite_upgrades_a_queue_of_the_earlier_layout(tmp_path: Path) -> 
         await store.close()
 
 
+#: Layout 2's accept trigger: no leading edge (every delivery waits out its window).
+_SQLITE_LAYOUT_2_TRIGGER = """CREATE TRIGGER delivery_queued AFTER INSERT ON delivery
+BEGIN
+    DELETE FROM seen WHERE id = NEW.id;
+    INSERT INTO seen (id, expires) VALUES (NEW.id, NEW.dedupe_until);
+    INSERT INTO job_group (grp, last_claim)
+        SELECT NEW.grp, (SELECT COALESCE(MAX(last_claim), 0) + 1 FROM job_group)
+        WHERE NOT EXISTS (SELECT 1 FROM job_group WHERE grp = NEW.grp);
+    INSERT INTO job_key (key, grp, ready_at, first_seq, due_at)
+        VALUES (NEW.key, NEW.grp, NEW.ready_after, NEW.seq, NEW.ready_by)
+        ON CONFLICT (key) DO UPDATE SET ready_at = MAX(
+            job_key.ready_at, MIN(excluded.ready_at, job_key.due_at), job_key.retry_at)
+        WHERE job_key.token IS NULL AND NEW.ready_after > NEW.accepted_at;
+END"""
+
+
+async def test_sqlite_upgrades_layout_2_to_the_leading_edge(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "queue.sqlite3"
+    await (await SqliteStore.open(path, clock=clock)).close()
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("DROP TRIGGER delivery_queued")
+    old.execute("DROP TABLE quiet")
+    old.execute(_SQLITE_LAYOUT_2_TRIGGER)
+    old.execute("PRAGMA user_version = 2")
+    old.close()
+    store = await SqliteStore.open(path, clock=clock, debounce_seconds=2.0)
+    try:
+        await store.accept(delivery(1))
+        assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1"]
+    finally:
+        await store.close()
+
+
 async def test_redis_upgrades_a_queue_of_the_earlier_layout(redis_backend: Backend) -> None:
     p = redis_backend.prefix
     client = aioredis.Redis.from_url(REDIS_URL)
