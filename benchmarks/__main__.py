@@ -219,7 +219,7 @@ def _memory(r: dict[str, Any]) -> list[Row]:
 def _flood(r: dict[str, Any]) -> list[Row]:
     ratio = r["evaluations_per_push"]
     fits = "fits" if r["fits_base_rate_limit"] else "exceeds"
-    return [
+    rows = [
         Row(
             "flood",
             f"{r['prs']} PRs × {r['pushes_per_pr']} pushes: evaluations ÷ pushes",
@@ -243,6 +243,32 @@ def _flood(r: dict[str, Any]) -> list[Row]:
             f"after a push superseded the head; {r['dead_letters']} dead letters",
         ),
     ]
+    if "evaluations_per_pr" in r:
+        rows.append(
+            Row(
+                "flood",
+                "evaluations ÷ PRs",
+                r["evaluations_per_pr"],
+                "≤ 1.2",
+                r["evaluations_per_pr"] <= 1.2,
+                f"REST calls ÷ PRs {r['rest_calls_per_pr']} (goal ≤ 3); "
+                f"{r['lost_deliveries']} deliveries lost",
+            )
+        )
+    quiet = r.get("quiet")
+    if isinstance(quiet, dict) and quiet.get("flood_over_idle") is not None:
+        rows.append(
+            Row(
+                "flood",
+                "quiet repository: p95 decision latency during ÷ before the flood",
+                quiet["flood_over_idle"],
+                "≤ 2",
+                quiet["flood_over_idle"] <= 2,
+                f"p95 {quiet['flood_p95_ms']} ms during, {quiet['idle_p95_ms']} ms idle; "
+                f"a push every {quiet['period_s']} s",
+            )
+        )
+    return rows
 
 
 def _store(r: dict[str, Any]) -> list[Row]:

@@ -19,7 +19,17 @@ Figures (no pass/fail):
   engine gives the final state (computed here from the fake's records);
 - ``stale_check_runs``: check runs *created* (``POST .../check-runs``) for a head sha
   whose request reached GitHub after a push had replaced that head on the PR
-  (``stale_updates``: the same for ``PATCH``es of an existing run).
+  (``stale_updates``: the same for ``PATCH``es of an existing run);
+- ``evaluations_per_pr`` (goal ≤ 1.2) and ``rest_calls_per_pr`` (goal ≤ 3): the
+  flood's evaluations and REST calls (the quiet repository's taken out) per PR;
+- ``lost_deliveries``: deliveries not acknowledged with 202, dead-lettered, or of a
+  PR left without a check run on its final head.
+
+``run`` adds a quiet repository, in another organisation (another installation):
+its one pull request gets a push every few seconds, first while nothing else
+happens, then throughout the flood. ``quiet.flood_over_idle`` is its p95 decision
+latency (webhook sent -> its check run created) during the flood divided by the
+idle p95 of the same run (goal ≤ 2): what a flood elsewhere costs a quiet team.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -40,8 +51,11 @@ from benchmarks.common import (
     CallClock,
     GateProcess,
     Scenario,
+    Stamp,
     metric_with,
+    ms_summary,
     parse_metrics,
+    percentile,
     sha,
     started_fake,
 )
@@ -234,6 +248,7 @@ def flood(
     calls = fake.calls[calls_before:]
     conclusions: Counter[str] = Counter()
     wrong: list[str] = []
+    unanswered: list[int] = []
     for number in sorted(driver.final_head):
         head, expected = scenario.expected_conclusion(number)
         runs = [r for r in fake.check_runs(scenario.repo, head) if r.name == "merge-gate"]
@@ -241,10 +256,21 @@ def flood(
         conclusions[expected] += 1
         if got != expected:
             wrong.append(f"#{number}@{head[-6:]}: expected {expected}, got {got}")
+        if got is None:
+            unanswered.append(number)
     stale_creates, stale_updates = _stale(clock, fake, driver.superseded)
     deliveries = len(steps)
     pushes_total = sum(1 for s in steps if s.action == "synchronize")
     evaluations = delta("merge_gate_evaluation_seconds_count")
+    # The flood's own calls: none to another repository (the quiet one), GraphQL apart.
+    mine = f"/repos/{scenario.repo}/".lower()
+    flood_calls = [
+        c for c in calls if not c.path.startswith("/repos/") or c.path.lower().startswith(mine)
+    ]
+    graphql_calls = sum(1 for c in flood_calls if c.path.endswith("/graphql"))
+    rest_calls = len(flood_calls) - graphql_calls
+    per_pr = Counter(step.number for step in steps)
+    dead = delta("merge_gate_dead_letters_total")
     return {
         "prs": prs,
         "pushes_per_pr": pushes,
@@ -258,9 +284,17 @@ def flood(
         "drain_seconds": round((drained or done) - started, 2),
         "evaluations": evaluations,
         "evaluations_per_push": round(evaluations / max(pushes_total, 1), 3),
+        "evaluations_per_pr": round(evaluations / max(prs, 1), 3),
         "decisions": delta("merge_gate_decisions_total"),
-        "dead_letters": delta("merge_gate_dead_letters_total"),
+        "dead_letters": dead,
+        "lost_deliveries": deliveries
+        - driver.statuses[202]
+        + dead
+        + sum(per_pr[number] for number in unanswered),
         "github_calls": len(calls),
+        "rest_calls": rest_calls,
+        "rest_calls_per_pr": round(rest_calls / max(prs, 1), 2),
+        "graphql_calls": graphql_calls,
         "github_calls_304": sum(1 for c in calls if c.status == 304),
         "github_calls_per_evaluation": round(len(calls) / max(evaluations, 1), 2),
         "rate_limit_used": remaining_before - fake.rate_limit_remaining,
@@ -277,24 +311,167 @@ def flood(
     }
 
 
-def run(*, quick: bool = False) -> dict[str, Any]:
+class Quiet:
+    """One pull request in another repository, pushed every ``period`` seconds.
+
+    Each push's latency runs from its webhook being sent to the end of the
+    ``POST .../check-runs`` that decided it, or decided a later head of the same
+    PR (a decision on the newest head answers every push before it).
+    """
+
+    def __init__(self, scenario: Scenario, url: str, clock: CallClock, *, period: float) -> None:
+        self.scenario = scenario
+        self.url = url
+        self.period = period
+        self.rng = random.Random(7)
+        self.version = 0
+        self.head = sha(9_000_000)
+        #: (head, time.monotonic() just before its webhook was sent), in order.
+        self.sent: list[tuple[str, float]] = []
+        #: head -> end of the POST that created its check run.
+        self.decided: dict[str, float] = {}
+        #: start of every request about the quiet repository (a worker has its job)
+        self.requests: list[float] = []
+        self._lock = threading.Lock()
+        self._repo = f"/repos/{scenario.repo}/".lower()
+        self._runs = f"/repos/{scenario.repo}/check-runs".lower()
+        clock.listeners.append(self._on_call)
+
+    def _on_call(self, stamp: Stamp) -> None:
+        if stamp.path.lower().startswith(self._repo):
+            with self._lock:
+                self.requests.append(stamp.start)
+        if stamp.method == "POST" and stamp.status == 201 and stamp.path.lower() == self._runs:
+            head = (stamp.body or {}).get("head_sha", "")
+            with self._lock:
+                self.decided.setdefault(head, stamp.end)
+
+    def _send(self, client: httpx.Client, action: str) -> None:
+        body, headers = self.scenario.delivery("pull_request", action, number=1, head=self.head)
+        with self._lock:
+            self.sent.append((self.head, time.monotonic()))
+        client.post(WEBHOOK_PATH, content=body, headers=headers).raise_for_status()
+
+    def open(self, client: httpx.Client, *, timeout: float = 30.0) -> None:
+        """Open the PR and wait for its first (cold: token, policy, teams) decision."""
+        self.scenario.open_pull(1, "docs", self.head)
+        self._send(client, "opened")
+        deadline = time.monotonic() + timeout
+        while self.head not in self.decided and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def push(self, client: httpx.Client) -> None:
+        self.version += 1
+        self.head = sha(9_000_000 + self.version)
+        self.scenario.push(1, "docs", self.head, self.version)
+        self._send(client, "synchronize")
+
+    def pause(self) -> None:
+        time.sleep(self.period + self.rng.uniform(-0.25, 0.25))
+
+    def loop(self, stop: threading.Event) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not stop.is_set():
+                self.push(client)
+                stop.wait(self.period + self.rng.uniform(-0.25, 0.25))
+
+    def latencies(self, start: float, end: float) -> tuple[list[float], list[float], int]:
+        """For the pushes sent in [start, end): latencies, pickups (sent -> the first
+        request about the repository after it: the wait for a worker), and how many
+        were never decided."""
+        with self._lock:
+            sent, decided = list(self.sent), dict(self.decided)
+            requests = sorted(self.requests)
+        found: list[float] = []
+        pickups: list[float] = []
+        missing = 0
+        for i, (_, at) in enumerate(sent):
+            if not start <= at < end:
+                continue
+            answers = [decided[h] for h, _ in sent[i:] if h in decided and decided[h] >= at]
+            if answers:
+                found.append(min(answers) - at)
+            else:
+                missing += 1
+            first = next((r for r in requests if r >= at), None)
+            if first is not None:
+                pickups.append(first - at)
+        return found, pickups, missing
+
+    def decisions(self, start: float, end: float) -> int:
+        with self._lock:
+            return sum(1 for at in self.decided.values() if start <= at < end)
+
+
+def _p95(samples: list[float]) -> float:
+    return round(percentile(samples, 0.95) * 1e3, 1)
+
+
+def run(*, quick: bool = False, debounce: float = DEBOUNCE_SECONDS) -> dict[str, Any]:
+    """The flood with the quiet repository beside it; ``debounce``: the service's window."""
     prs = 50 if quick else 500
+    # p95 by nearest rank: of 12 samples the second highest, of 5 the highest
+    idle_samples = 5 if quick else 12
     with started_fake(rate_limit=RATE_LIMIT) as fake:
         scenario = Scenario(fake)
+        calm = Scenario(fake, org="calm", name="service")
         # the production debounce window (tests run the service without one)
-        debounce = {"GATE_DEBOUNCE_SECONDS": str(DEBOUNCE_SECONDS)}
-        with GateProcess(fake, extra_env=debounce) as gate:
-            result = flood(
-                fake,
-                gate.url,
-                prs=prs,
-                pushes=5,
-                timeout=120 if quick else 600,
-                scenario=scenario,
+        window = {"GATE_DEBOUNCE_SECONDS": str(debounce)}
+        with GateProcess(fake, extra_env=window) as gate, CallClock(fake) as clock:
+            # a push every 3 s: more than the debounce window apart, as a person pushes
+            quiet = Quiet(calm, gate.url, clock, period=3.0)
+            with httpx.Client(base_url=gate.url, timeout=30) as client:
+                quiet.open(client)
+                quiet.pause()  # its next push comes after a quiet window, as all of them do
+                idle_start = time.monotonic()
+                for _ in range(idle_samples):
+                    quiet.push(client)
+                    quiet.pause()
+                idle_end = time.monotonic()
+            stop = threading.Event()
+            prober = threading.Thread(target=quiet.loop, args=(stop,), daemon=True)
+            flood_start = time.monotonic()
+            prober.start()
+            try:
+                result = flood(
+                    fake,
+                    gate.url,
+                    prs=prs,
+                    pushes=5,
+                    timeout=120 if quick else 600,
+                    scenario=scenario,
+                )
+            finally:
+                flood_end = time.monotonic()
+                stop.set()
+                prober.join(timeout=60)
+            drained_at = flood_start + result["drain_seconds"]
+            # the quiet PR's decisions ran during the flood's metrics window: not the flood's
+            quiet_evaluations = quiet.decisions(flood_start, flood_end)
+            result["evaluations_per_pr"] = round(
+                (result["evaluations"] - quiet_evaluations) / max(prs, 1), 3
             )
+            result["quiet_evaluations_subtracted"] = quiet_evaluations
+            time.sleep(quiet.period)  # the last quiet push's decision
+            idle, idle_pickup, idle_missing = quiet.latencies(idle_start, idle_end)
+            busy, busy_pickup, busy_missing = quiet.latencies(flood_start, drained_at)
+            result["quiet"] = {
+                "period_s": quiet.period,
+                "idle": ms_summary(idle),
+                "flood": ms_summary(busy),
+                "idle_pickup": ms_summary(idle_pickup),
+                "flood_pickup": ms_summary(busy_pickup),
+                "idle_p95_ms": _p95(idle),
+                "flood_p95_ms": _p95(busy),
+                "flood_over_idle": round(percentile(busy, 0.95) / percentile(idle, 0.95), 2)
+                if idle and busy
+                else None,
+                "undecided": idle_missing + busy_missing,
+            }
             result["service_rss_mb"] = round(gate.rss_kb() / 1024, 1)
             result["service_log_tail"] = gate.log_tail(3) if not result["drained"] else ""
     result["fits_base_rate_limit"] = result["rate_limit_used"] <= BASE_RATE_LIMIT
+    result["debounce_seconds"] = debounce
     return result
 
 

@@ -37,6 +37,7 @@ def test_flood_of_agent_prs_ends_with_every_final_check_run_correct(
     assert report["http_statuses"] == {"202": report["deliveries"]}
     assert report["accepted"] == report["deliveries"]
     assert report["dead_letters"] == 0
+    assert report["lost_deliveries"] == 0
     assert report["final_checked"] == PRS
     assert report["final_correct"] == PRS, report["wrong_examples"]
     # Both outcomes occur, so a service that always passed (or blocked) would fail here.

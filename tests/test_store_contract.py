@@ -493,45 +493,100 @@ async def test_defer_keeps_the_attempts_of_earlier_failures(backend: Backend, st
 # -- debounce ---------------------------------------------------------------------------
 
 
-async def test_debounce_waits_for_the_window_after_a_delivery(backend: Backend) -> None:
+async def _drain(store: Store) -> list[Job]:
+    """Claim and complete whatever is ready now, as an idle worker pool would."""
+    done = []
+    while (job := await store.claim(worker="w1", lease_seconds=LEASE)) is not None:
+        await store.complete(job)
+        done.append(job)
+    return done
+
+
+async def test_debounce_lets_a_delivery_to_a_quiet_key_through_at_once(backend: Backend) -> None:
     store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
     await store.accept(delivery(1))
-    backend.clock.advance(1.999)
-    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
-    backend.clock.advance(0.001)
     assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1"]
 
 
-async def test_debounce_claims_a_burst_once_after_its_last_delivery(backend: Backend) -> None:
+async def test_debounce_waits_for_the_window_after_a_delivery_within_it(
+    backend: Backend,
+) -> None:
     store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
-    for n in range(4):  # an agent's pushes, a second apart
-        await store.accept(delivery(n))
-        backend.clock.advance(1)
-        assert await store.claim(worker="w1", lease_seconds=LEASE) is None
-    backend.clock.advance(0.999)  # 1.999 s after the last push
+    await store.accept(delivery(1))
+    assert [ids(job) for job in await _drain(store)] == [["d-1"]]
+    backend.clock.advance(1)
+    await store.accept(delivery(2))  # 1 s after d-1, whose job is done
+    backend.clock.advance(1.999)
     assert await store.claim(worker="w1", lease_seconds=LEASE) is None
     backend.clock.advance(0.001)
-    job = await store.claim(worker="w1", lease_seconds=LEASE)
-    assert ids(job) == ["d-0", "d-1", "d-2", "d-3"]
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-2"]
+
+
+async def test_debounce_remembers_a_key_for_the_window_only(backend: Backend) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery(1))
+    await _drain(store)
+    backend.clock.advance(2)  # the window after d-1 has ended
+    await store.accept(delivery(2))
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-2"]
+
+
+async def test_debounce_evaluates_a_burst_twice_at_most_the_second_time_on_its_newest(
+    backend: Backend,
+) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    jobs: list[Job] = []
+    for n in range(10):  # an agent's pushes, a second apart, an idle worker pool
+        await store.accept(delivery(n))
+        jobs += await _drain(store)
+        backend.clock.advance(1)
+    for _ in range(12):  # the burst is over
+        jobs += await _drain(store)
+        backend.clock.advance(0.5)
+    assert [ids(job) for job in jobs] == [["d-0"], [f"d-{n}" for n in range(1, 10)]]
+
+
+async def test_debounce_coalesces_a_first_delivery_still_queued_into_the_burst(
+    backend: Backend,
+) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery(1))  # ready at once, but every worker is busy
+    backend.clock.advance(0.5)
+    await store.accept(delivery(2))
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(2)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1", "d-2"]
+
+
+async def test_debounce_takes_two_deliveries_accepted_together_after_the_window(
+    backend: Backend,
+) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    assert all(await asyncio.gather(store.accept(delivery(1)), store.accept(delivery(2))))
+    assert await store.claim(worker="w1", lease_seconds=LEASE) is None
+    backend.clock.advance(2)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1", "d-2"]
 
 
 async def test_debounce_is_capped_for_a_key_with_steady_deliveries(backend: Backend) -> None:
     store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
-    for n in range(10):  # every second for 10 s: the window never closes
+    await store.accept(delivery(0))
+    await _drain(store)
+    for n in range(1, 11):  # every second for 10 s: the window never closes
+        backend.clock.advance(1)
         await store.accept(delivery(n))
         assert await store.claim(worker="w1", lease_seconds=LEASE) is None
-        backend.clock.advance(1)
-    # 10 s after the first delivery, 1 s after the last
+    backend.clock.advance(1)  # 10 s after d-1, 1 s after the last
     job = await store.claim(worker="w1", lease_seconds=LEASE)
-    assert ids(job) == [f"d-{n}" for n in range(10)]
+    assert ids(job) == [f"d-{n}" for n in range(1, 11)]
 
 
 async def test_debounce_never_delays_a_key_that_already_waited(backend: Backend) -> None:
     store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
-    await store.accept(delivery(1))
+    assert all(await asyncio.gather(store.accept(delivery(0)), store.accept(delivery(1))))
     backend.clock.advance(30)  # every worker was busy
     await store.accept(delivery(2))
-    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1", "d-2"]
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-0", "d-1", "d-2"]
 
 
 async def test_debounce_applies_to_deliveries_that_arrive_during_a_lease(
@@ -539,11 +594,10 @@ async def test_debounce_applies_to_deliveries_that_arrive_during_a_lease(
 ) -> None:
     store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
     await store.accept(delivery(1))
-    backend.clock.advance(2)
     job = await store.claim(worker="w1", lease_seconds=LEASE)
     assert job is not None
     backend.clock.advance(1)
-    await store.accept(delivery(2))
+    await store.accept(delivery(2))  # within the window after d-1
     backend.clock.advance(1)
     await store.complete(job)
     assert await store.claim(worker="w1", lease_seconds=LEASE) is None  # 1 s after d-2
@@ -551,15 +605,28 @@ async def test_debounce_applies_to_deliveries_that_arrive_during_a_lease(
     assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-2"]
 
 
+async def test_a_delivery_after_a_quiet_window_is_ready_once_the_lease_ends(
+    backend: Backend,
+) -> None:
+    store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
+    await store.accept(delivery(1))
+    job = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert job is not None
+    backend.clock.advance(5)  # a slow evaluation
+    await store.accept(delivery(2))
+    assert await store.claim(worker="w2", lease_seconds=LEASE) is None  # leased
+    await store.complete(job)
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-2"]
+
+
 async def test_debounce_does_not_cut_a_retry_short(backend: Backend) -> None:
     store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
     await store.accept(delivery(1))
-    backend.clock.advance(2)
     job = await store.claim(worker="w1", lease_seconds=LEASE)
     assert job is not None
     await store.fail(job, error="boom", retry_in=20, max_attempts=5)
     backend.clock.advance(15)
-    await store.accept(delivery(2))  # the first delivery's cap has long passed
+    await store.accept(delivery(2))  # a quiet key's delivery: ready at once, but not before
     backend.clock.advance(4.999)
     assert await store.claim(worker="w1", lease_seconds=LEASE) is None
     backend.clock.advance(0.001)
@@ -568,14 +635,21 @@ async def test_debounce_does_not_cut_a_retry_short(backend: Backend) -> None:
 
 async def test_debounce_is_per_key(backend: Backend) -> None:
     store = await backend.open(debounce_seconds=2.0, max_delay=10.0)
-    await store.accept(delivery("a", key="pr:org/repo#1"))
-    backend.clock.advance(1.5)
-    await store.accept(delivery("b", key="pr:org/repo#2"))
+    await store.accept(delivery("a1", key="pr:org/repo#1"))
     backend.clock.advance(0.5)
-    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-a"]
+    await store.accept(delivery("a2", key="pr:org/repo#1"))  # repo#1 waits until 2.5 s
+    backend.clock.advance(0.5)
+    await store.accept(delivery("b", key="pr:org/repo#2"))  # another key: at once
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-b"]
     assert await store.claim(worker="w1", lease_seconds=LEASE) is None
     backend.clock.advance(1.5)
-    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-b"]
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-a1", "d-a2"]
+
+
+async def test_no_debounce_window_makes_every_delivery_ready_at_once(store: Store) -> None:
+    for n in range(3):
+        await store.accept(delivery(n))
+    assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-0", "d-1", "d-2"]
 
 
 # -- fairness ---------------------------------------------------------------------------
@@ -600,6 +674,70 @@ async def test_a_flood_in_one_repository_does_not_starve_another(store: Store) -
     assert first is not None
     assert second is not None
     assert "pr:org/quiet#1" in {first.key, second.key}
+
+
+async def test_an_installation_key_is_not_held_up_by_a_flood_or_its_repositories(
+    backend: Backend, store: Store
+) -> None:
+    # installation 1's repository floods; installation 2 has a repository with work too
+    flood = [delivery(f"a{n}", key=f"pr:busy/app#{n}") for n in range(100)]
+    assert all(await asyncio.gather(*map(store.accept, flood)))
+    backend.clock.advance(0.01)
+    await store.accept(delivery("b", key="pr:calm/app#1"))
+    backend.clock.advance(0.01)
+    await store.accept(delivery("i", key="install:42"))  # installation 2 changed
+    jobs = [await store.claim(worker="w1", lease_seconds=LEASE) for _ in range(3)]
+    assert {job.key for job in jobs if job is not None} == {
+        "pr:busy/app#0",
+        "pr:calm/app#1",
+        "install:42",
+    }
+
+
+async def test_a_spare_claim_passes_over_repositories_a_worker_is_busy_with(
+    backend: Backend, store: Store
+) -> None:
+    for n in range(3):
+        await store.accept(delivery(f"a{n}", key=f"pr:org/busy#{n}"))
+    busy = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert busy is not None
+    assert group_of(busy.key) == "org/busy"
+    # org/busy has ready keys, but a worker holds one of its keys: not for a spare
+    assert await store.claim(worker="spare", lease_seconds=LEASE, spare=True) is None
+    await store.accept(delivery("b", key="pr:org/calm#1"))
+    calm = await store.claim(worker="spare", lease_seconds=LEASE, spare=True)
+    assert ids(calm) == ["d-b"]
+    # an ordinary claim still takes the busy repository's next key
+    assert (await store.claim(worker="w2", lease_seconds=LEASE)) is not None
+
+
+async def test_a_spare_claim_takes_a_repository_once_its_leases_end(
+    backend: Backend, store: Store
+) -> None:
+    for n in range(2):
+        await store.accept(delivery(f"a{n}", key=f"pr:org/busy#{n}"))
+    first = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert first is not None
+    await store.complete(first)  # no lease left in org/busy
+    assert ids(await store.claim(worker="spare", lease_seconds=LEASE, spare=True)) == ["d-a1"]
+
+
+async def test_a_spare_claim_is_not_kept_out_by_an_expired_lease(
+    backend: Backend, store: Store
+) -> None:
+    for n in range(2):
+        await store.accept(delivery(f"a{n}", key=f"pr:org/busy#{n}"))
+    dead = await store.claim(worker="w1", lease_seconds=LEASE)
+    assert dead is not None
+    backend.clock.advance(LEASE)  # its worker died
+    job = await store.claim(worker="spare", lease_seconds=LEASE, spare=True)
+    assert job is not None
+    assert group_of(job.key) == "org/busy"
+    # extended, released or deferred leases keep or drop the mark accordingly
+    assert await store.extend(job, lease_seconds=LEASE)
+    assert await store.claim(worker="spare", lease_seconds=LEASE, spare=True) is None
+    await store.defer(job, until=backend.clock.now + 60)
+    assert await store.claim(worker="spare", lease_seconds=LEASE, spare=True) is not None
 
 
 async def test_claims_take_repositories_in_turn(backend: Backend, store: Store) -> None:
@@ -865,9 +1003,48 @@ async def test_sqlite_upgrades_a_queue_of_the_earlier_layout(tmp_path: Path) -> 
         assert second is not None
         assert ids(first) == ["old-0", "old-2"]
         assert ids(second) == ["old-1"]
+        third = await store.claim(worker="w1", lease_seconds=LEASE)
+        assert ids(third) == ["d-new"]
+        assert third is not None
+        await store.complete(third)
+        await store.accept(delivery("again", key="pr:org/c#3"))
         assert await store.claim(worker="w1", lease_seconds=LEASE) is None  # debounced
         clock.advance(2)
-        assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-new"]
+        assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-again"]
+    finally:
+        await store.close()
+
+
+#: Layout 2's accept trigger: no leading edge (every delivery waits out its window).
+_SQLITE_LAYOUT_2_TRIGGER = """CREATE TRIGGER delivery_queued AFTER INSERT ON delivery
+BEGIN
+    DELETE FROM seen WHERE id = NEW.id;
+    INSERT INTO seen (id, expires) VALUES (NEW.id, NEW.dedupe_until);
+    INSERT INTO job_group (grp, last_claim)
+        SELECT NEW.grp, (SELECT COALESCE(MAX(last_claim), 0) + 1 FROM job_group)
+        WHERE NOT EXISTS (SELECT 1 FROM job_group WHERE grp = NEW.grp);
+    INSERT INTO job_key (key, grp, ready_at, first_seq, due_at)
+        VALUES (NEW.key, NEW.grp, NEW.ready_after, NEW.seq, NEW.ready_by)
+        ON CONFLICT (key) DO UPDATE SET ready_at = MAX(
+            job_key.ready_at, MIN(excluded.ready_at, job_key.due_at), job_key.retry_at)
+        WHERE job_key.token IS NULL AND NEW.ready_after > NEW.accepted_at;
+END"""
+
+
+async def test_sqlite_upgrades_layout_2_to_the_leading_edge(tmp_path: Path) -> None:
+    clock = FakeClock()
+    path = tmp_path / "queue.sqlite3"
+    await (await SqliteStore.open(path, clock=clock)).close()
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("DROP TRIGGER delivery_queued")
+    old.execute("DROP TABLE quiet")
+    old.execute(_SQLITE_LAYOUT_2_TRIGGER)
+    old.execute("PRAGMA user_version = 2")
+    old.close()
+    store = await SqliteStore.open(path, clock=clock, debounce_seconds=2.0)
+    try:
+        await store.accept(delivery(1))
+        assert ids(await store.claim(worker="w1", lease_seconds=LEASE)) == ["d-1"]
     finally:
         await store.close()
 

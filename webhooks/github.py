@@ -7,6 +7,8 @@
   are retried inside a request while the wait is at most ``MAX_WAIT`` seconds;
   a longer wait raises ``Backoff`` so the job goes back to the queue instead of
   holding a worker. https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api
+- Every installation answer's rate-limit headers go to ``budgets``
+  (:mod:`webhooks.budget`): workers defer a job whose installation is nearly spent.
 - Conditional requests: callers pass ``If-None-Match``; a 304 comes back as an
   answer, not an error (304s do not count against the rate limit).
 - REST only; responses are returned as JSON for the edge to translate once.
@@ -26,6 +28,8 @@ from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub, Toke
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed
 from githubkit.typing import RetryOption
+
+from webhooks.budget import RESERVE, Budgets
 
 log = logging.getLogger("merge_gate.github")
 
@@ -155,8 +159,10 @@ class GitHubApp:
         timeout: float = 10.0,
         on_call: Callable[[str, str, int], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        rate_limit_reserve: int = RESERVE,
     ) -> None:
-        """``transport`` replaces the network (an in-process GitHub in tests)."""
+        """``transport`` replaces the network (an in-process GitHub in tests);
+        ``rate_limit_reserve``: see :mod:`webhooks.budget`."""
         self.app_id = app_id
         self._key = private_key
         self._base_url = base_url.rstrip("/") + "/"
@@ -167,6 +173,8 @@ class GitHubApp:
         self._on_call = on_call
         self._transport = SharedTransport(transport)
         self.stats = CallStats()
+        #: Each installation's rate-limit windows, from the answers' headers.
+        self.budgets = Budgets(reserve=rate_limit_reserve)
 
     def _client(self, installation_id: int | None) -> GitHub[Any]:
         client = self._clients.get(installation_id)
@@ -256,13 +264,21 @@ class GitHubApp:
                     },
                 )
             except RateLimitExceeded as error:
-                self._count(method, route, error.response.status_code, error.response.headers)
+                self._count(
+                    method,
+                    route,
+                    error.response.status_code,
+                    error.response.headers,
+                    installation_id=installation_id,
+                )
                 raise Backoff(
                     error.retry_after.total_seconds() or 60.0, "GitHub rate limit", waiting=True
                 ) from None
             except RequestFailed as error:
                 status = error.response.status_code
-                self._count(method, route, status, error.response.headers)
+                self._count(
+                    method, route, status, error.response.headers, installation_id=installation_id
+                )
                 if status == 401 and attempt == 1:
                     self.forget(installation_id)
                     continue
@@ -274,13 +290,27 @@ class GitHubApp:
                 raise GitHubError(status, message) from None
             except RequestError as error:
                 raise Backoff(10.0, f"cannot reach GitHub: {error}") from None
-            self._count(method, route, response.status_code, response.headers)
+            self._count(
+                method,
+                route,
+                response.status_code,
+                response.headers,
+                installation_id=installation_id,
+            )
             status = response.status_code
             data = response.raw_response.json() if response.content and status != 304 else None
             return Answer(status=response.status_code, headers=response.headers, data=data)
         raise GitHubError(401, "unauthorized after refreshing the installation token")
 
-    def _count(self, method: str, route: str, status: int, headers: httpx.Headers) -> None:
+    def _count(
+        self,
+        method: str,
+        route: str,
+        status: int,
+        headers: httpx.Headers,
+        *,
+        installation_id: int | None = None,
+    ) -> None:
         # Only the caller's fixed route template, never the URL: the URL carries
         # repository names and shas, and these counters must stay bounded.
         self.stats.calls += 1
@@ -289,6 +319,7 @@ class GitHubApp:
         remaining = headers.get("x-ratelimit-remaining")
         if remaining is not None and remaining.isdigit():
             self.stats.rate_limit_remaining = int(remaining)
+        self.budgets.note(installation_id, headers)
         if self._on_call:
             self._on_call(method, route, status)
 

@@ -65,6 +65,7 @@ async def build(
         base_url=settings.github_api_url,
         on_call=metrics.github_call,
         transport=github_transport,
+        rate_limit_reserve=settings.rate_limit_reserve,
     )
     keyring = load_keyring(data_dir=settings.data_dir, key_file=settings.signing_key_file)
     store = await open_store(

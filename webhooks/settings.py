@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     pypi_url: str = "https://pypi.org/pypi/{name}/json"
     npm_url: str = "https://registry.npmjs.org/{name}"
     workers: int = Field(4, ge=1, le=64)
+    #: Worker tasks per process beyond ``workers`` that only take a repository no
+    #: worker is busy with: a flood in one repository cannot make another wait for
+    #: a free worker (``Store.claim(spare=True)``).
+    spare_workers: int = Field(1, ge=0, le=16)
     max_attempts: int = Field(5, ge=1, le=100)
     #: Short, since a running job's heartbeat renews it every third: a killed
     #: worker's job is taken over within seconds, not after a minute.
@@ -51,6 +55,9 @@ class Settings(BaseSettings):
     #: the first of them (see ``webhooks.store.base``).
     debounce_seconds: float = Field(2.0, ge=0, le=60)
     debounce_max_seconds: float = Field(10.0, ge=0, le=600)
+    #: Rate-limit calls kept back per installation and resource: a job whose
+    #: installation has fewer left waits in the queue for the reset (webhooks.budget).
+    rate_limit_reserve: int = Field(50, ge=0, le=5000)
     #: GATE_LOG_LEVEL: debug, info, warning or error (any case).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: The App's OAuth client: with both set, decision pages need a GitHub sign-in by

@@ -16,7 +16,7 @@ import time
 
 from gate.result import Decision
 from webhooks.github import Backoff
-from webhooks.jobs import Jobs
+from webhooks.jobs import Jobs, intents_of
 from webhooks.service import Service
 from webhooks.store import Job
 
@@ -24,10 +24,19 @@ log = logging.getLogger("merge_gate.worker")
 
 
 class Worker:
-    def __init__(self, service: Service, *, name: str, jobs: Jobs | None = None) -> None:
+    def __init__(
+        self, service: Service, *, name: str, jobs: Jobs | None = None, spare: bool = False
+    ) -> None:
+        """``spare``: claim only keys of repositories no worker holds a lease in.
+
+        The other workers may all be busy with one repository's flood; a spare
+        one stays free for the next repository's pull request, so the flood
+        delays it by no more than a claim (see ``Store.claim``).
+        """
         self.service = service
         self.name = name
         self.jobs = jobs or Jobs(service)
+        self.spare = spare
 
     async def run(self, stop: asyncio.Event, *, idle: float = 0.2) -> None:
         while not stop.is_set():
@@ -48,7 +57,9 @@ class Worker:
     async def run_once(self) -> bool:
         svc = self.service
         try:
-            job = await svc.store.claim(worker=self.name, lease_seconds=svc.settings.lease_seconds)
+            job = await svc.store.claim(
+                worker=self.name, lease_seconds=svc.settings.lease_seconds, spare=self.spare
+            )
         except Exception:
             log.exception("claim failed")
             return False
@@ -57,6 +68,8 @@ class Worker:
         started = time.perf_counter()
         if job.attempts >= svc.settings.max_attempts:
             await self._give_up(job, "the job kept failing or its workers died")
+            return True
+        if await self._over_budget(job):
             return True
         heartbeat = asyncio.create_task(self._heartbeat(job))
         try:
@@ -89,6 +102,38 @@ class Worker:
     async def process(self, job: Job) -> tuple[Decision, ...]:
         """Run one job without the queue's bookkeeping (tests, benchmarks)."""
         return await self.jobs.run(job)
+
+    async def _over_budget(self, job: Job) -> bool:
+        """Defer the job if its installation's rate limit is nearly spent.
+
+        It waits in the queue until the reset (see :mod:`webhooks.budget`), holding
+        no worker and counting no attempt; deliveries that arrive meanwhile join it.
+        """
+        svc = self.service
+        now = svc.wall()
+        budgets = svc.gh.budgets
+        if not budgets.spent(now=now):  # the usual case: no decoding
+            return False
+        try:
+            installation = next(
+                (i.installation_id for i in reversed(intents_of(job)) if i.installation_id),
+                None,
+            )
+        except Exception:  # the job itself reports an unreadable delivery
+            return False
+        if installation is None:
+            return False
+        until = budgets.wait_until(installation, now=now)
+        if until is None:
+            return False
+        log.warning(
+            "installation %s has nearly spent its rate limit: job deferred %.0f s to the reset",
+            installation,
+            until - now,
+            extra={"key": job.key},
+        )
+        await svc.store.defer(job, until=until)
+        return True
 
     async def _heartbeat(self, job: Job) -> None:
         """Renew the lease at a third of its length until the job ends."""

@@ -52,10 +52,19 @@ async def _workers(service: Any, count: int, stop: asyncio.Event) -> list[asynci
     from webhooks.worker import Worker
 
     host = socket.gethostname()
-    return [
+    tasks = [
         asyncio.create_task(Worker(service, name=f"{host}-{os.getpid()}-{i}").run(stop))
         for i in range(count)
     ]
+    # spare workers: only repositories no worker is busy with (webhooks.worker);
+    # a receiver without workers (--no-worker) has none either
+    tasks += [
+        asyncio.create_task(
+            Worker(service, name=f"{host}-{os.getpid()}-spare{i}", spare=True).run(stop)
+        )
+        for i in range(service.settings.spare_workers if count else 0)
+    ]
+    return tasks
 
 
 def _started(settings: Any, *, role: str, workers: int, **extra: Any) -> None:

@@ -20,16 +20,27 @@ checks them against each):
   test injects another), never with the database server's; hosts sharing one
   Redis must keep their clocks in sync (NTP), which is far tighter than a lease.
 - *Ready*: a key is ready when it has pending deliveries, no live lease holds
-  it and the time has come: with a debounce window ``w`` and a cap ``m``, a key
-  whose last delivery was accepted at ``last``, first pending one at ``first``
-  and whose retry (``fail``) or deferral (``defer``) ends at ``retry`` is ready
-  at ``max(min(last + w, first + m), retry)``. A burst of pushes thus becomes
-  one evaluation after the burst, a key with steady deliveries still waits at
-  most ``m``, and ``w = 0`` disables debouncing.
+  it and the time has come. With a debounce window ``w`` and a cap ``m``, each
+  delivery gets a ready time when accepted at ``t``: ``t`` itself when the key
+  had no delivery in ``(t - w, t]`` (leading edge: a lone push to a quiet pull
+  request waits for nothing), else ``t + w`` (trailing). The store remembers
+  each key's last delivery time for ``w`` after it, also once its job has
+  completed. A key whose pending deliveries' latest ready time is ``ready``,
+  whose first pending one was accepted at ``first`` and whose retry (``fail``)
+  or deferral (``defer``) ends at ``retry`` is ready at
+  ``max(min(ready, first + m), retry)``. A burst of pushes is thus evaluated at
+  most twice: at its first push (when a worker takes it before the second
+  arrives) and once after the burst, on the newest head; pushes that queue up
+  behind a busy worker pool coalesce into one evaluation. A key with steady
+  deliveries still waits at most ``m``, and ``w = 0`` disables debouncing.
 - *Fairness*: keys are grouped by repository (:func:`group_of`); a claim serves
   the group whose last claim is the oldest among those with a ready key, and
   within it the key ready the longest. A flood in one repository therefore
   delays another repository's pull request by one claim, not by the flood.
+  Repositories of different installations are different groups, and an
+  ``install:<id>`` key (an installation's own changes) is a group of its own, so
+  neither another installation's flood nor its own repositories hold it up.
+  A claim with ``spare=True`` passes over groups with a key under a live lease.
 - *Attempts*: ``Job.attempts`` counts earlier claims of this key's work that
   failed (:meth:`Store.fail`) or whose lease expired. A worker that claims a job
   with ``attempts >= max_attempts`` (its predecessors kept dying) should call
@@ -133,8 +144,13 @@ class Store(Protocol):
         """
         ...
 
-    async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
-        """Lease a ready key, fairly (see *Fairness*); None when nothing is ready."""
+    async def claim(self, *, worker: str, lease_seconds: float, spare: bool = False) -> Job | None:
+        """Lease a ready key, fairly (see *Fairness*); None when nothing is ready.
+
+        ``spare``: only from a group none of whose keys is under a live lease. A
+        spare worker thus never joins a flood: it stays free for the next quiet
+        repository's pull request, which otherwise waits for a busy worker.
+        """
         ...
 
     async def complete(self, job: Job) -> None:

@@ -15,12 +15,17 @@ Data layout (``P`` is the prefix; every key starts with ``P:``)::
                                    ra/rb (ms: ready after the debounce window /
                                    at the latest, from this delivery's accept)
     P:q:<job key>          list    delivery ids of the key, accept order
+    P:quiet:<job key>      string  ms (store clock) when the debounce window
+                                   after the key's last delivery ends; outlives
+                                   the key's job (leading edge), PX collects it
     P:pending              zset    delivery id -> received_at: depth and lag
     P:meta:<job key>       hash    grp, attempts, due (ms, the debounce cap),
                                    retry (ms), token, worker, was (ready time
                                    when claimed) while leased
     P:g:<group>            zset    job key -> ms it is ready at; while leased,
                                    the lease's end (an expired lease is ready)
+    P:held:<group>         zset    leased job key -> its lease's end (spare
+                                   claims pass over a group with a live one)
     P:groups               zset    group -> turn; lowest is served first
     P:heads                zset    group -> its earliest key's score
     P:turn                 string  turn counter (INCR)
@@ -36,9 +41,11 @@ Flow:
 
 - ``accept`` is one script: unless ``P:seen:<id>`` holds a time still ahead, it
   writes the marker, the delivery hash, RPUSHes the id on the key's list and
-  ZADDs it to ``P:pending``; a new key enters its group's zset at the end of the
-  debounce window (a new group takes the next turn), an idle key's ready time
-  moves to the end of the new window, capped at ``due``. If a write inside
+  ZADDs it to ``P:pending``; a delivery with no other of its key in the window
+  before it (``P:quiet:<key>`` past) is ready at once (leading edge), one within
+  it at the end of its own window: a new key enters its group's zset at that
+  time (a new group takes the next turn), an idle key's ready time moves to the
+  end of the new window, capped at ``due``. If a write inside
   fails, the script deletes what it wrote, the marker included, so GitHub's
   redelivery is not mistaken for a duplicate. An acknowledged write is as
   durable as the server's ``appendonly``/``appendfsync`` settings make it
@@ -110,6 +117,8 @@ local function args_from(first)
   return out
 end
 local function gkey(grp) return P .. ':g:' .. grp end
+-- the group's leased keys -> lease end (spare claims skip a group with a live one)
+local function held(grp) return P .. ':held:' .. grp end
 -- after any change to a group's zset: P:heads keeps the group's earliest score
 -- (claim finds the ready groups without visiting the others); an empty group
 -- leaves the rotation
@@ -150,12 +159,14 @@ end
 local function forget(key, grp)
   redis.call('DEL', P .. ':meta:' .. key, P .. ':q:' .. key)
   redis.call('ZREM', gkey(grp), key)
+  redis.call('ZREM', held(grp), key)
   touch(grp)
 end
 -- the lease ends with the work done: queue what arrived meanwhile, debounced
 local function requeue(key, meta, grp)
   local ready, due = debounced(key)
   if not ready then forget(key, grp) return end
+  redis.call('ZREM', held(grp), key)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', 0, 'due', due, 'retry', 0)
   redis.call('ZADD', gkey(grp), ready, key)
@@ -163,6 +174,7 @@ local function requeue(key, meta, grp)
 end
 -- the lease ends; the key is ready again at ready (a retry or a deferral)
 local function wait(key, meta, grp, ready, attempts)
+  redis.call('ZREM', held(grp), key)
   redis.call('HDEL', meta, 'token', 'worker', 'was')
   redis.call('HSET', meta, 'attempts', attempts, 'retry', ready)
   redis.call('ZADD', gkey(grp), ready, key)
@@ -170,7 +182,8 @@ local function wait(key, meta, grp, ready, attempts)
 end
 """
 
-# KEYS: pending, groups, seen marker, delivery hash, key queue, key meta, group zset
+# KEYS: pending, groups, seen marker, delivery hash, key queue, key meta, group zset,
+#       key's quiet marker
 # ARGV: prefix, now, dedupe ms, key, id, event, has action, action, body,
 #       received_at, ready after, ready by, group, debounce on ('1'/'0')
 _ACCEPT = """
@@ -180,6 +193,12 @@ if seen and (seen == '1' or tonumber(seen) > now) then return 0 end
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local key, id, grp = ARGV[4], ARGV[5], ARGV[13]
 local ra, rb = tonumber(ARGV[11]), tonumber(ARGV[12])
+local debounce = ARGV[14] == '1'
+if debounce then
+  -- leading edge: no delivery of this key within the window before this one
+  local quiet = redis.call('GET', KEYS[8])
+  if not quiet or tonumber(quiet) <= now then ra = now end
+end
 local ok, err = pcall(function()
   local dedupe = tonumber(ARGV[3])
   redis.call('SET', KEYS[3], now + dedupe, 'PX', dedupe)
@@ -191,6 +210,11 @@ local ok, err = pcall(function()
   redis.call('HSET', KEYS[4], unpack(fields))
   redis.call('RPUSH', KEYS[5], id)
   redis.call('ZADD', pending, ARGV[10], id)
+  if debounce then
+    -- the window after this delivery; PX (a minute more) only collects it later
+    local window = tonumber(ARGV[11])
+    redis.call('SET', KEYS[8], window, 'PX', window - now + 60000)
+  end
 end)
 if not ok then
   -- undo, marker first: a redelivery must not look like a duplicate
@@ -206,7 +230,7 @@ if not current then
   redis.call('ZADD', KEYS[7], ra, key)
   if not redis.call('ZSCORE', groups, grp) then redis.call('ZADD', groups, next_turn(), grp) end
   touch(grp)
-elseif ARGV[14] == '1' then
+elseif debounce and ra > now then
   local m = redis.call('HMGET', KEYS[6], 'token', 'due', 'retry')
   if not m[1] then  -- idle: wait for the end of the new window, within the cap
     local ready = math.max(tonumber(current), math.min(ra, tonumber(m[2] or rb)),
@@ -218,11 +242,12 @@ end
 return 1
 """
 
-# KEYS: pending, groups   ARGV: prefix, now, consumer, token, lease ms
+# KEYS: pending, groups   ARGV: prefix, now, consumer, token, lease ms, spare ('1'/'0')
 # Returns a job {key, attempts, id, event, action, body, at, ...} or nil.
 _CLAIM = """
 local consumer, token = ARGV[3], ARGV[4]
 local lease_until = now + tonumber(ARGV[5])
+local spare = ARGV[6] == '1'
 
 local function take(key, grp, score)
   local meta = P .. ':meta:' .. key
@@ -239,6 +264,7 @@ local function take(key, grp, score)
   end
   redis.call('HSET', meta, 'attempts', attempts, 'token', token, 'worker', consumer, 'retry', 0)
   redis.call('ZADD', gkey(grp), lease_until, key)
+  redis.call('ZADD', held(grp), lease_until, key)
   touch(grp)
   redis.call('ZADD', groups, next_turn(), grp)
   local job = {key, attempts}
@@ -264,7 +290,8 @@ for _ = 1, 64 do
   local best, best_turn = nil, nil
   for _, grp in ipairs(redis.call('ZRANGEBYSCORE', P .. ':heads', '-inf', now)) do
     local turn = tonumber(redis.call('ZSCORE', groups, grp) or '0')
-    if not best or turn < best_turn then best, best_turn = grp, turn end
+    local busy = spare and redis.call('ZCOUNT', held(grp), '(' .. now, '+inf') > 0
+    if not busy and (not best or turn < best_turn) then best, best_turn = grp, turn end
   end
   if not best then return nil end
   local head = redis.call('ZRANGE', gkey(best), 0, 0, 'WITHSCORES')
@@ -319,6 +346,7 @@ local meta = P .. ':meta:' .. key
 local m = redis.call('HMGET', meta, 'token', 'grp', 'was')
 if m[1] ~= token then return 0 end
 redis.call('HDEL', meta, 'token', 'worker', 'was')
+redis.call('ZREM', held(m[2]), key)
 redis.call('ZADD', gkey(m[2]), m[3] or now, key)  -- back to its place in line
 touch(m[2])
 return 1
@@ -341,6 +369,7 @@ local meta = P .. ':meta:' .. key
 local m = redis.call('HMGET', meta, 'token', 'grp')
 if m[1] ~= token then return 0 end
 redis.call('ZADD', gkey(m[2]), 'XX', now + tonumber(ARGV[5]), key)
+redis.call('ZADD', held(m[2]), now + tonumber(ARGV[5]), key)
 touch(m[2])
 return 1
 """
@@ -550,6 +579,7 @@ class RedisStore:
             f"{p}:q:{delivery.key}",
             f"{p}:meta:{delivery.key}",
             f"{p}:g:{group}",
+            f"{p}:quiet:{delivery.key}",
         ]
         args = [
             p,
@@ -604,9 +634,11 @@ class RedisStore:
             return StoreUnavailable(f"redis: {error}")
         return error
 
-    async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
+    async def claim(self, *, worker: str, lease_seconds: float, spare: bool = False) -> Job | None:
         token = secrets.token_hex(16)
-        reply = await self._run(self._claim, [worker, token, _ms(lease_seconds)])
+        reply = await self._run(
+            self._claim, [worker, token, _ms(lease_seconds), "1" if spare else "0"]
+        )
         return None if reply is None else self._job(reply, token=token)
 
     @staticmethod

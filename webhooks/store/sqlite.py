@@ -41,6 +41,9 @@ Layout::
                                    is a turn counter: a claim or a new group
                                    takes the next number, the lowest is served
                                    first (round robin)
+    quiet(key PK, until)           when each key's debounce window after its
+                                   last delivery ends, kept after its job
+                                   completed (leading edge); pruned once past
     dead_letter(seq PK, key, delivery_ids JSON, error, attempts, at)
     kv(namespace, key, value, expires)
                                    small documents, PK (namespace, key)
@@ -91,8 +94,9 @@ T = TypeVar("T")
 _ROWS_PER_INSERT = 500
 
 #: ``PRAGMA user_version`` of the current layout; 0 or 1 is the layout before
-#: debouncing and fairness, upgraded in place by :func:`_migrate`.
-_VERSION = 2
+#: debouncing and fairness, 2 the one before the leading edge (the ``quiet``
+#: table and the trigger that reads it), upgraded in place by :func:`_migrate`.
+_VERSION = 3
 
 # One statement per item: triggers need their inner semicolons.
 _TABLES = (
@@ -134,6 +138,10 @@ _TABLES = (
         grp TEXT PRIMARY KEY,
         last_claim REAL NOT NULL
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS quiet (
+        key TEXT PRIMARY KEY,
+        until REAL NOT NULL
+    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS dead_letter (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         key TEXT NOT NULL,
@@ -168,24 +176,35 @@ _LOGIC = (
     BEGIN
         SELECT RAISE(IGNORE);
     END""",
-    # Remember the id. A new key is ready at the end of its debounce window; a new
-    # group joins the end of the rotation, as a group just served does. An idle
-    # key with a debounce window moves its ready time to the end of the new window,
-    # capped at its first pending delivery's ready_by, never before a retry's end
-    # (upsert: https://www.sqlite.org/lang_upsert.html). A leased key is left
-    # alone: complete/fail/release set its next ready time.
+    # Remember the id. Leading edge: a delivery to a key that had none in the
+    # window before it (no ``quiet`` row still running) is ready at once, its
+    # ready_after cut to its accept time; either way the key's quiet time now
+    # ends with this delivery's window. A new key is ready at its delivery's
+    # ready_after; a new group joins the end of the rotation, as a group just
+    # served does. An idle key whose new delivery came within the window moves
+    # its ready time to the end of the new window, capped at its first pending
+    # delivery's ready_by, never before a retry's end (upsert:
+    # https://www.sqlite.org/lang_upsert.html). A leased key is left alone:
+    # complete/fail/release set its next ready time.
     """CREATE TRIGGER IF NOT EXISTS delivery_queued AFTER INSERT ON delivery
     BEGIN
         DELETE FROM seen WHERE id = NEW.id;
         INSERT INTO seen (id, expires) VALUES (NEW.id, NEW.dedupe_until);
+        UPDATE delivery SET ready_after = NEW.accepted_at
+            WHERE seq = NEW.seq AND NEW.ready_after > NEW.accepted_at
+            AND NOT EXISTS (SELECT 1 FROM quiet WHERE key = NEW.key AND until > NEW.accepted_at);
+        INSERT INTO quiet (key, until) SELECT NEW.key, NEW.ready_after
+            WHERE NEW.ready_after > NEW.accepted_at
+            ON CONFLICT (key) DO UPDATE SET until = excluded.until;
         INSERT INTO job_group (grp, last_claim)
             SELECT NEW.grp, (SELECT COALESCE(MAX(last_claim), 0) + 1 FROM job_group)
             WHERE NOT EXISTS (SELECT 1 FROM job_group WHERE grp = NEW.grp);
         INSERT INTO job_key (key, grp, ready_at, first_seq, due_at)
-            VALUES (NEW.key, NEW.grp, NEW.ready_after, NEW.seq, NEW.ready_by)
+            SELECT NEW.key, NEW.grp, d.ready_after, NEW.seq, NEW.ready_by
+            FROM delivery AS d WHERE d.seq = NEW.seq
             ON CONFLICT (key) DO UPDATE SET ready_at = MAX(
                 job_key.ready_at, MIN(excluded.ready_at, job_key.due_at), job_key.retry_at)
-            WHERE job_key.token IS NULL AND NEW.ready_after > NEW.accepted_at;
+            WHERE job_key.token IS NULL AND excluded.ready_at > NEW.accepted_at;
     END""",
 )
 
@@ -225,6 +244,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
             "INSERT OR IGNORE INTO job_group (grp, last_claim) VALUES (?, 0)",
             [(group_of(key),) for key in keys],
         )
+    # 2 -> 3: the trigger is recreated (by _LOGIC) reading the new quiet table
+    conn.execute("DROP TRIGGER IF EXISTS delivery_queued")
     conn.execute(f"PRAGMA user_version = {_VERSION}")
 
 
@@ -245,6 +266,29 @@ JOIN job_key AS k ON k.key = (
 ORDER BY g.last_claim, g.grp
 LIMIT 1
 """
+
+#: The same for a spare worker: only groups none of whose keys is leased (a
+#: leased key's ready_at is its lease's end, so the index finds live leases).
+_SPARE = """
+SELECT k.key, k.attempts, k.token, k.ready_at, k.grp
+FROM job_group AS g
+JOIN job_key AS k ON k.key = (
+    SELECT key FROM job_key
+    WHERE grp = g.grp AND ready_at <= ?
+    ORDER BY ready_at, first_seq LIMIT 1
+)
+WHERE NOT EXISTS (
+    SELECT 1 FROM job_key AS held
+    WHERE held.grp = g.grp AND held.ready_at > ? AND held.token IS NOT NULL
+)
+ORDER BY g.last_claim, g.grp
+LIMIT 1
+"""
+
+
+def _choice(now: float, *, spare: bool) -> tuple[str, tuple[float, ...]]:
+    """The claim's query and its parameters."""
+    return (_SPARE, (now, now)) if spare else (_FAIR, (now,))
 
 
 def _insert(
@@ -436,7 +480,9 @@ class SqliteStore(_Documents):
             conn.execute(statement)
 
     def _prune(self, conn: sqlite3.Connection, *, wall: float) -> None:
-        conn.execute("DELETE FROM seen WHERE expires <= ?", (self._clock(),))
+        now = self._clock()
+        conn.execute("DELETE FROM seen WHERE expires <= ?", (now,))
+        conn.execute("DELETE FROM quiet WHERE until <= ?", (now,))
         conn.execute("DELETE FROM kv WHERE expires <= ?", (wall,))
 
     # -- Store ------------------------------------------------------------------------
@@ -458,7 +504,7 @@ class SqliteStore(_Documents):
             max_delay=self._max_delay,
         )
 
-    async def claim(self, *, worker: str, lease_seconds: float) -> Job | None:
+    async def claim(self, *, worker: str, lease_seconds: float, spare: bool = False) -> Job | None:
         def run(conn: sqlite3.Connection) -> Job | None:
             now = self._clock()
             # Idle workers poll: look first without the write lock (WAL readers never
@@ -466,7 +512,7 @@ class SqliteStore(_Documents):
             if conn.execute(_ANY_READY, (now,)).fetchone() is None:
                 return None
             with self._write(conn):
-                row = conn.execute(_FAIR, (now,)).fetchone()
+                row = conn.execute(*_choice(now, spare=spare)).fetchone()
                 if row is None:  # another process took it in between
                     return None
                 key, attempts, previous, ready_at, group = row
