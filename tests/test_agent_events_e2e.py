@@ -75,6 +75,7 @@ def issue_cli(data_dir: Path, agent: str) -> str:
 
 def hook(agent: str, event: dict[str, object], *, state: Path, url: str, token: str) -> tuple:
     env = {**os.environ, "GATE_DATA_DIR": str(state), "GATE_AUDIT_URL": url}
+    env["GATE_HOOK_IDLE"] = "10"  # the daemon a first call starts leaves soon after
     env["GATE_AGENT_TOKEN"] = token
     started = time.monotonic()
     done = subprocess.run(

@@ -159,7 +159,7 @@ def cached_policy(*, text: str | None, blob: str, ref: str, cache_dir: Path | No
             return view
         data = to_json(view)
         entry = {"source": source, "view": data, "mac": _mac(key, source, data)}
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial = path.with_suffix(f".{os.urandom(6).hex()}.tmp")  # per writer, threads too
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(entry, out)
