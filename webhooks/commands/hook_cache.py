@@ -1,10 +1,10 @@
 """The hook's policy cache: each base policy parsed once, then read as plain JSON.
 
 Content-addressed: an entry's name is the SHA-256 of the exact policy text it was built
-from (``builtin`` without a file) and a digest of the code that gives a policy its
-meaning (``gate/policy.py``, ``gate/defaults.py``) and of the view's format. A changed
-base policy therefore has another name and is parsed afresh on its first call; an
-upgrade never reads a stale entry.
+from and of the blob sha its citations name (``builtin`` without a file), and a digest
+of the code that gives a policy its meaning (``gate/policy.py``, ``gate/defaults.py``)
+and of the view's format. A changed base policy therefore has another name and is
+parsed afresh on its first call; an upgrade never reads a stale entry.
 
 The state directory may be within an agent's reach, so an entry is never trusted on
 its name alone: it records the digest of the text it was built from, checked against
@@ -46,15 +46,16 @@ def _code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def source_digest(text: str | None) -> str:
-    """SHA-256 of the exact text an entry is built from (``builtin`` for no policy)."""
+def source_digest(text: str | None, blob: str = "") -> str:
+    """SHA-256 of the exact text an entry is built from and of the blob sha its
+    citations name (``builtin`` for no policy)."""
     if text is None:
         return "builtin"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(f"{blob}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def cache_key(text: str | None) -> str:
-    return f"{source_digest(text)}-{_code_digest()}"
+def cache_key(text: str | None, blob: str = "") -> str:
+    return f"{source_digest(text, blob)}-{_code_digest()}"
 
 
 def parse_view(*, text: str | None, blob: str, ref: str) -> LoadedView:
@@ -141,13 +142,12 @@ def cached_policy(*, text: str | None, blob: str, ref: str, cache_dir: Path | No
     """The view of the base policy ``text``, from the cache when a verified entry is there."""
     if cache_dir is None:
         return parse_view(text=text, blob=blob, ref=ref)
-    source = source_digest(text)
-    path = cache_dir / f"{cache_key(text)}.json"
+    source = source_digest(text, blob)
+    path = cache_dir / f"{cache_key(text, blob)}.json"
     key = _read_key(cache_dir) if _private_dir(cache_dir) else None
     if key is not None:
         found = _load(path, key=key, source=source)
-        # The blob sha is cited, not trusted: the text's own digest matched above.
-        if found is not None and found.blob == blob:
+        if found is not None:
             return found
     view = parse_view(text=text, blob=blob, ref=ref)
     try:
