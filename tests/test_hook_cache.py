@@ -129,3 +129,33 @@ def test_the_key_and_entries_are_private(tmp_path: Path) -> None:
     assert (cache / KEY_FILE).stat().st_mode & 0o777 == 0o600
     assert entry.stat().st_mode & 0o777 == 0o600
     assert cache.stat().st_mode & 0o077 == 0
+
+
+def test_an_agent_can_neither_read_nor_write_the_state_directory(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {".github/merge-gate.yml": POLICY, "app/x.py": "x\n"})
+    state = tmp_path / "state"
+    key = state / "policy-cache" / KEY_FILE
+    base = {"session_id": "s", "cwd": str(root), "hook_event_name": "PreToolUse"}
+    events = {
+        "write": {
+            **base,
+            "tool_name": "Write",
+            "tool_input": {"file_path": str(state / "policy-cache/x.json"), "content": "{}"},
+        },
+        "read": {**base, "tool_name": "Read", "tool_input": {"file_path": str(key)}},
+        "shell": {**base, "tool_name": "Bash", "tool_input": {"command": f"cat {key}"}},
+        "relative": {
+            **base,
+            "tool_name": "Bash",
+            "tool_input": {"command": "echo {} > ../state/policy-cache/x.json"},
+        },
+    }
+    for name, event in events.items():
+        answer = run_hook("claude-code", json.dumps(event), state=state, cwd=root)
+        output = json.loads(answer.stdout)["hookSpecificOutput"]
+        assert output["permissionDecision"] == "deny", name
+        assert "hook.state_dir" in output["permissionDecisionReason"], name
+    # The same commands elsewhere are allowed: the rule is about the state directory.
+    elsewhere = {**base, "tool_name": "Read", "tool_input": {"file_path": str(root / "app/x.py")}}
+    answer = run_hook("claude-code", json.dumps(elsewhere), state=state, cwd=root)
+    assert json.loads(answer.stdout)["hookSpecificOutput"]["permissionDecision"] == "allow"

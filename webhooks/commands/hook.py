@@ -315,12 +315,45 @@ def load_rules(base: Base, *, cache_dir: Path | None, writes: bool) -> Rules:
     return Rules(policy=policy, codeowners=owners, detectors=builtin(), base_branches=base.branches)
 
 
+def _own_state(
+    action: Action, facts: ShellFacts | None, *, cwd: Path, root: Path, state: Path | None
+) -> Verdict | None:
+    """Deny touching the hook's own state directory: its policy cache, audit log, keys
+    and daemon socket are for the hook alone, whatever the policy says."""
+    if state is None:
+        return None
+    named = [w.path for w in action.writes] + [w.move_to for w in action.writes if w.move_to]
+    named += list(action.reads)
+    if facts is not None:
+        named += [*facts.reads, *facts.writes]
+    for path in named:
+        _, _, absolute = _resolve(cwd, root, path)
+        if absolute == state or state in absolute.parents:
+            return Verdict(
+                decision=Decision.DENY,
+                reason=f"{path} is in the hook's state directory ({state}): its audit log, "
+                "keys and policy cache are not for agents to read or change",
+                rule="hook.state_dir",
+                source="gate hook built-in rules",
+            )
+    return None
+
+
 def decide(
-    action: Action, rules: Rules, *, facts: ShellFacts | None, cwd: Path, root: Path
+    action: Action,
+    rules: Rules,
+    *,
+    facts: ShellFacts | None,
+    cwd: Path,
+    root: Path,
+    state: Path | None = None,
 ) -> Verdict:
     """The verdict on ``action``: the strictest over every file and command it touches."""
     from gate.agents import decision
 
+    own = _own_state(action, facts, cwd=cwd, root=root, state=state)
+    if own is not None:
+        return own
     verdicts: list[Verdict] = []
     for write in action.writes:
         for change in changes(write, cwd=cwd, root=root):
@@ -482,7 +515,14 @@ def evaluate(
         facts = analyse(command, base_branches=base.branches) if command is not None else None
         writes = bool(action.writes or (facts is not None and facts.writes))
         rules = load_rules(base, cache_dir=state_dir(env) / "policy-cache", writes=writes)
-        verdict = decide(action, rules, facts=facts, cwd=cwd, root=root.resolve())
+        verdict = decide(
+            action,
+            rules,
+            facts=facts,
+            cwd=cwd,
+            root=root.resolve(),
+            state=state_dir(env).resolve(),
+        )
     except BadEvent as error:
         verdict = deny(str(error), rule="hook.event")
     except (HookError, PolicyUnreadable) as error:
