@@ -3,7 +3,8 @@
 An agent starts its hook as a new process before every tool call, and most of such a
 process's time goes to importing the decision (the classifier, every detector, the audit
 log). :mod:`webhooks.commands.hook_daemon` keeps them imported: this module, which
-imports nothing but the standard library's ``os``, ``socket`` and ``sys``, sends it the
+imports little more than the standard library's ``os`` and ``_socket`` (the C module:
+``socket`` would import ``enum`` and ``selectors``), sends it the
 event over a unix socket in the state directory and prints its answer.
 
 The daemon is an optimisation only, never an authority on its own: this client uses it
@@ -18,8 +19,8 @@ it off.
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -98,12 +99,10 @@ def _own_socket(path: str) -> bool:
     return stat.S_ISSOCK(info.st_mode) and info.st_uid == os.getuid()
 
 
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end (``SO_PEERCRED``: pid, uid, gid)."""
-    import struct
-
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
+def peer_uid(sock: _socket.socket) -> int:
+    """The uid of the process at the other end (``SO_PEERCRED``: pid, uid, gid as C ints)."""
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return int.from_bytes(creds[4:8], sys.byteorder, signed=True)
 
 
 class Absent(Exception):
@@ -142,7 +141,7 @@ def ask(agent: str, raw: bytes, *, env: Mapping[str, str]) -> tuple[int, bytes, 
         raise Absent
     if not _own_socket(path):
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(CONNECT_TIMEOUT)
         # Relative to the state directory: a socket path is limited to 107 bytes.
@@ -160,7 +159,7 @@ def ask(agent: str, raw: bytes, *, env: Mapping[str, str]) -> tuple[int, bytes, 
             (MAGIC, agent.encode(), os.fsencode(cwd), environ.replace(b"\0", b""), raw)
         )
         sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
+        sock.shutdown(_socket.SHUT_WR)
         chunks: list[bytes] = []
         size = 0
         while chunk := sock.recv(65536):
