@@ -7,6 +7,7 @@ a write the base policy denies, so believing it would show as an allow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -54,11 +55,8 @@ def _wait_for(predicate: Callable[[], bool], seconds: float = 30.0) -> bool:
     return False
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
-    state = tmp_path / "state"
-    env = _env(state)
-    log = tmp_path / "daemon.log"
+@contextlib.contextmanager
+def _running(state: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as errors:
         proc = subprocess.Popen(
             [sys.executable, "-m", "webhooks.commands.hook_daemon"],
@@ -70,10 +68,17 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
     try:
         assert _wait_for(lambda: _socket(state, env).exists() or proc.poll() is not None)
         assert proc.poll() is None, log.read_text()
-        yield state, proc
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    state = tmp_path / "state"
+    with _running(state, _env(state), tmp_path / "daemon.log") as proc:
+        yield state, proc
 
 
 def _client(state: Path, event: bytes, cwd: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
@@ -352,3 +357,21 @@ def test_deciding_in_process_on_a_cached_policy_imports_no_parser_signer_or_http
         assert modules & heavy == set(), name
         if name == "read":
             assert not any(m.startswith("gate.detectors") for m in modules)
+
+
+def test_the_daemon_forwards_and_keeps_what_it_could_not_send(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    with socket.socket() as listener:  # accepts connections, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        env = _env(state, GATE_AUDIT_URL=url, GATE_AGENT_TOKEN="mga_x")
+        with _running(state, env, tmp_path / "daemon.log"):
+            monkeypatch.chdir(repo)
+            answered = ask("claude-code", _events(repo)["read"], env=env)
+    assert answered is not None
+    assert json.loads(answered[1])["hookSpecificOutput"]["permissionDecision"] == "allow"
+    lines = (state / "outbox.jsonl").read_text().splitlines()
+    assert [json.loads(line)["action"] for line in lines] == ["read"]
