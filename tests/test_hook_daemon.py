@@ -375,3 +375,27 @@ def test_the_daemon_forwards_and_keeps_what_it_could_not_send(
     assert json.loads(answered[1])["hookSpecificOutput"]["permissionDecision"] == "allow"
     lines = (state / "outbox.jsonl").read_text().splitlines()
     assert [json.loads(line)["action"] for line in lines] == ["read"]
+
+
+def test_a_relative_state_directory_is_decided_in_process(repo: Path, tmp_path: Path) -> None:
+    # Relative to each hook's working directory: no daemon could serve "the" directory.
+    work = tmp_path / "work"
+    work.mkdir()
+    state = work / "rel-state"
+    state.mkdir(mode=0o700)
+    env = {**_env(state), "GATE_DATA_DIR": "rel-state"}
+    fake = FakeDaemon(_socket(state, env), _well_formed(FORGED_ALLOW))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "webhooks.commands.hook_client", "--agent", "claude-code"],
+            input=_events(repo)["frozen write"],
+            capture_output=True,
+            cwd=work,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        fake.close()
+    assert _decision(done) == "deny"
+    assert fake.calls == 0

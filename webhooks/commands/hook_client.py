@@ -132,6 +132,8 @@ def ask(agent: str, raw: bytes, *, env: Mapping[str, str]) -> tuple[int, bytes, 
     directory = state_dir(env)
     environ = environment(env)
     name = socket_name(environ)
+    if not os.path.isabs(directory):
+        return None  # relative to each caller's directory: not one daemon's to serve
     if not os.path.lexists(directory):
         raise Absent  # the first call: the daemon creates the directory, mode 0700
     if not private_dir(directory):

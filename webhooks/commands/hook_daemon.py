@@ -186,6 +186,8 @@ def _receive(sock: socket.socket) -> bytes | None:
 def serve(*, idle: float) -> int:
     """Serve until idle, replaced or stale; 0 also when another daemon already serves."""
     directory = hook.state_dir()
+    if not directory.is_absolute():
+        return 1  # a relative state directory means another one for each client's cwd
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not private_dir(str(directory)):
         return 1
