@@ -23,7 +23,7 @@ import pytest
 from tests.agent_events import builders
 from tests.test_agent_hooks import make_repo
 from tests.test_hook_cli import POLICY
-from webhooks.commands.hook_client import MAGIC, ask, environment, socket_name
+from webhooks.commands.hook_client import MAGIC, ask, environment, options, socket_name
 
 FORGED_ALLOW = json.dumps(
     {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "allow"}}
@@ -267,7 +267,15 @@ def test_a_daemon_of_another_environment_sends_the_client_back(
     state, _proc = daemon
     env = _env(state)
     request = b"\0".join(
-        (MAGIC, b"claude-code", os.fsencode(repo), environment({**env, "GIT_DIR": "/x"}), b"{}")
+        (
+            MAGIC,
+            b"claude-code",
+            b"",
+            b"",
+            os.fsencode(repo),
+            environment({**env, "GIT_DIR": "/x"}),
+            b"{}",
+        )
     )
     here = os.getcwd()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -399,3 +407,47 @@ def test_a_relative_state_directory_is_decided_in_process(repo: Path, tmp_path: 
         fake.close()
     assert _decision(done) == "deny"
     assert fake.calls == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--agent", "claude-code", "--no-ask"],
+        ["--agent=claude-code", "--base", "main"],
+        ["--base=nowhere", "--agent", "claude-code"],
+    ],
+    ids=["no-ask", "base", "no-such-base"],
+)
+def test_base_and_no_ask_reach_the_daemon(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+) -> None:
+    state, _proc = daemon
+    monkeypatch.chdir(repo)
+    wanted = options(argv)
+    assert wanted is not None
+    agent, base, no_ask = wanted
+    event = _events(repo)["frozen write"]
+    if no_ask:  # a dependency asks; with nobody to ask, it is denied
+        event = json.dumps(builders("claude-code", str(repo))["shell"]("npm i left-pad")).encode()
+    answered = ask(agent, event, env=_env(state), base=base, no_ask=no_ask)
+    assert answered is not None
+    assert json.loads(answered[1])["hookSpecificOutput"]["permissionDecision"] == "deny"
+    here = subprocess.run(
+        [sys.executable, "-m", "webhooks.commands.hook_client", *argv],
+        input=event,
+        capture_output=True,
+        cwd=repo,
+        env=_env(state, GATE_HOOK_DAEMON="0"),
+        timeout=60,
+        check=False,
+    )
+    assert answered == (here.returncode, here.stdout, here.stderr)
+
+
+def test_other_command_lines_are_left_to_argparse() -> None:
+    assert options(["--agent", "codex"]) == ("codex", "", False)
+    for argv in (["--agent"], ["--ag", "codex"], ["--agent", "-x"], ["--base", "main"], []):
+        assert options(argv) is None, argv

@@ -648,13 +648,17 @@ def _run_or_usage(args: argparse.Namespace) -> int:
 
 
 def decide_here_on(argv: Sequence[str], raw: bytes) -> int:
-    """``gate-hook --agent NAME`` in this process, on an event already read from stdin."""
+    """``gate-hook`` in this process, on an event already read from stdin."""
     if len(argv) == 2 and argv[0] == "--agent" and argv[1] in AGENTS:
         return run(
             cast("argparse.Namespace", SimpleNamespace(agent=argv[1], base=None, no_ask=False)),
             raw,
         )
-    return main(argv)
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="gate-hook", description=__doc__.split("\n", 1)[0])
+    add_run_arguments(parser)
+    return run(parser.parse_args(argv), raw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -123,7 +123,41 @@ def parse_answer(data: bytes) -> tuple[int, bytes, bytes] | None:
     return code, body[:out_len], body[out_len:]
 
 
-def ask(agent: str, raw: bytes, *, env: Mapping[str, str]) -> tuple[int, bytes, bytes] | None:
+def options(argv: Sequence[str]) -> tuple[str, str, bool] | None:
+    """(agent, base, no_ask) of ``--agent NAME [--base REF] [--no-ask]``, or None for any
+    other command line (``argparse`` then reads it in-process, errors included)."""
+    agent, base, no_ask = "", "", False
+    at = 0
+    while at < len(argv):
+        flag, eq, value = argv[at].partition("=")
+        if argv[at] == "--no-ask":
+            no_ask, at = True, at + 1
+            continue
+        if flag not in ("--agent", "--base"):
+            return None
+        if not eq:
+            if at + 1 >= len(argv):
+                return None
+            value, at = argv[at + 1], at + 2
+        else:
+            at += 1
+        if value.startswith("-"):
+            return None
+        if flag == "--agent":
+            agent = value
+        else:
+            base = value
+    return (agent, base, no_ask) if agent else None
+
+
+def ask(
+    agent: str,
+    raw: bytes,
+    *,
+    env: Mapping[str, str],
+    base: str = "",
+    no_ask: bool = False,
+) -> tuple[int, bytes, bytes] | None:
     """The daemon's answer to one event, or None (decide in this process).
 
     Raises :class:`Absent` when no daemon listens at the expected place.
@@ -157,8 +191,15 @@ def ask(agent: str, raw: bytes, *, env: Mapping[str, str]) -> tuple[int, bytes, 
         if peer_uid(sock) != os.getuid():
             return None
         sock.settimeout(ANSWER_TIMEOUT)
+        fields = (agent, base, "no-ask" if no_ask else "")
         request = b"\0".join(
-            (MAGIC, agent.encode(), os.fsencode(cwd), environ.replace(b"\0", b""), raw)
+            (
+                MAGIC,
+                *(f.encode("utf-8", "surrogateescape").replace(b"\0", b"") for f in fields),
+                os.fsencode(cwd),
+                environ.replace(b"\0", b""),
+                raw,
+            )
         )
         sock.sendall(request)
         sock.shutdown(_socket.SHUT_WR)
@@ -196,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``gate-hook --agent NAME``: the daemon's answer, else :func:`hook.main`'s."""
     argv = list(sys.argv[1:] if argv is None else argv)
     env = os.environ
-    if len(argv) != 2 or argv[0] != "--agent" or env.get(DAEMON_ENV) == "0":
+    wanted = options(argv)
+    if wanted is None or env.get(DAEMON_ENV) == "0":
         from webhooks.commands.hook import main as decide_here
 
         return decide_here(argv)
@@ -206,9 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from webhooks.commands.hook import main as decide_here
 
         return decide_here(argv)  # which denies: it cannot read the event either
+    agent, base, no_ask = wanted
     absent = False
     try:
-        answer = ask(argv[1], raw, env=env)
+        answer = ask(agent, raw, env=env, base=base, no_ask=no_ask)
     except Absent:
         answer, absent = None, True
     except Exception:

@@ -15,7 +15,8 @@ has changed on disk, after which it exits. It exits too when idle for
 ``$GATE_HOOK_IDLE`` seconds (default :data:`IDLE_SECONDS`) or when its socket is removed
 or replaced.
 
-Request: ``MAGIC \\0 agent \\0 cwd \\0 environment \\0 event`` up to end of stream.
+Request: ``MAGIC \\0 agent \\0 base \\0 flags \\0 cwd \\0 environment \\0 event``, the event
+up to end of stream (flags: ``no-ask`` or empty).
 Answer: ``MAGIC exit len(stdout) len(stderr)\\n`` then stdout and stderr.
 """
 
@@ -150,17 +151,21 @@ class Handler(socketserver.BaseRequestHandler):
             self.server.touch()
 
     def answer(self, data: bytes) -> bytes:
-        parts = data.split(b"\0", 4)
-        if len(parts) != 5 or parts[0] != MAGIC:
+        parts = data.split(b"\0", 6)
+        if len(parts) != 7 or parts[0] != MAGIC or parts[3] not in (b"", b"no-ask"):
             return FALLBACK
-        _magic, agent_raw, cwd_raw, environ, raw = parts
+        _magic, agent_raw, base_raw, flags, cwd_raw, environ, raw = parts
         agent = agent_raw.decode("utf-8", "replace")
         if agent not in AGENTS or environ != self.server.environ.replace(b"\0", b""):
             return FALLBACK
         if code_stamp() != self.server.stamp:
             self.server.stale = True
             return FALLBACK
-        args = cast("argparse.Namespace", SimpleNamespace(agent=agent, base=None, no_ask=False))
+        base = base_raw.decode("utf-8", "surrogateescape") or None
+        args = cast(
+            "argparse.Namespace",
+            SimpleNamespace(agent=agent, base=base, no_ask=flags == b"no-ask"),
+        )
         now = datetime.now(UTC)
         answer, fields = hook.respond(
             args, raw, env=os.environ, now=now, cwd=Path(os.fsdecode(cwd_raw))
