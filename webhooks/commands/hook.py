@@ -21,9 +21,14 @@ Fails closed: an unreadable event, an unknown tool, a repository without a base 
 a policy that does not parse, a failed audit append or any internal error answers
 **deny** in the agent's protocol.
 
-Cold start matters (it runs before every tool call): only what the decision needs is
-imported, and the parsed base policy is cached in the state directory keyed by its
-blob sha (:mod:`webhooks.commands.hook_cache`), so a warm call never imports pydantic.
+Cold start matters (it runs before every tool call): ``gate-hook`` asks the user's
+resident decision process (:mod:`webhooks.commands.hook_client`,
+:mod:`webhooks.commands.hook_daemon`), which runs :func:`respond` and
+:func:`forward_entry` below, and decides here whenever it cannot be believed. Here, only
+what the decision needs is imported, and the parsed base policy is cached in the state
+directory by the digest of its exact text, verified on load
+(:mod:`webhooks.commands.hook_cache`), so a warm call never imports pydantic. The hook's
+own state directory is off limits to the agent (``hook.state_dir``).
 """
 
 from __future__ import annotations
