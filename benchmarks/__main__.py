@@ -340,7 +340,8 @@ def _hook(r: dict[str, Any]) -> list[Row]:
                 "≤ 1.0",
                 ours["p50_ms"] <= r["goal_p50_ms"],
                 f"p50/p95 {ours['p50_ms']}/{ours['p95_ms']} ms (CPU {cpu['p50_ms']} ms) vs bash "
-                f"grep hook {bash['p50_ms']}/{bash['p95_ms']} ms; python -c pass "
+                f"grep hook {bash['p50_ms']}/{bash['p95_ms']} ms; in-process "
+                f"{r['in_process'][kind]['p50_ms']} ms; python -c pass "
                 f"{r['python_floor']['p50_ms']} ms",
             )
         )

@@ -13,9 +13,17 @@ interleaved in the same loop, so machine load hits both alike. Bytecode caching 
 (``PYTHONDONTWRITEBYTECODE`` removed), as in an installed package. Also measured: a
 bare ``python -c pass`` (the floor of any Python hook) and the full ``gate hook`` CLI.
 
+``ours`` is ``gate-hook`` as installed: answered by the user's resident decision process
+(:mod:`webhooks.commands.hook_daemon`), which the warm-up starts; ``in_process`` is the
+same command with ``GATE_HOOK_DAEMON=0``, deciding in its own process (what a call pays
+when no daemon runs). ``--baseline DIR`` also times another version's in-process hook
+from a source tree (e.g. ``git archive main | tar -x -C DIR``), interleaved in the same
+loop, for a before/after from one run.
+
 Wall time is what the agent waits; CPU time (user + system of the hook and the git it
 runs, from ``getrusage``) is what the call costs, and stays meaningful when other work
-shares the cores. Figures only, no pass/fail. The goal is a p50 under 80 ms on 2 cores.
+shares the cores; the daemon's own CPU is not in it (it is not a child of this process).
+Figures only, no pass/fail. The goal is a p50 under 80 ms on 2 cores.
 """
 
 from __future__ import annotations
@@ -117,7 +125,28 @@ def _time(command: list[str], stdin: bytes, *, cwd: Path, env: dict[str, str]) -
     return elapsed
 
 
-def run(*, calls: int = 60, quick: bool = False) -> dict[str, Any]:
+def _baseline_hook(tree: Path, home: Path) -> list[str]:
+    """A console script like ``gate-hook`` that runs the in-process hook of ``tree``."""
+    script = home / "gate-hook-baseline"
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(tree.resolve())!r})\n"
+        "from webhooks.commands.hook import main\nsys.exit(main())\n"
+    )
+    script.chmod(0o755)
+    return [str(script), "--agent", "claude-code"]
+
+
+def _daemon_socket(state: Path, timeout: float = 60.0) -> bool:
+    """Wait until the daemon the warm-up started listens (its socket is in ``state``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.suffix == ".sock" for p in state.glob("hook-*.sock")):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run(*, calls: int = 60, quick: bool = False, baseline: Path | None = None) -> dict[str, Any]:
     calls = 15 if quick else calls
     with tempfile.TemporaryDirectory(prefix="bench-hook-") as tmp:
         base = Path(tmp)
@@ -127,44 +156,57 @@ def run(*, calls: int = 60, quick: bool = False) -> dict[str, Any]:
         bash_hook.chmod(0o755)
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["GATE_DATA_DIR"] = str(base / "state")
+        env["GATE_HOOK_IDLE"] = "60"  # the daemon leaves soon after the run
+        here_env = {**env, "GATE_HOOK_DAEMON": "0"}
         ours_cmd = [str(BIN / "gate-hook"), "--agent", "claude-code"]
         cli_cmd = [str(BIN / "gate"), "hook", "--agent", "claude-code"]
         bash_cmd = [str(bash_hook)]
+        runs: dict[str, tuple[list[str], dict[str, str]]] = {
+            "ours": (ours_cmd, env),
+            "in_process": (ours_cmd, here_env),
+            "bash": (bash_cmd, env),
+        }
+        if baseline is not None:
+            before_env = {**here_env, "GATE_DATA_DIR": str(base / "state-baseline")}
+            runs["baseline"] = (_baseline_hook(baseline, base), before_env)
         events = _events(root)
-        for _ in range(3):  # bytecode, policy cache, signing key, first checkpoint
+        warm_up = 0
+        for _ in range(3):  # bytecode, policy cache, signing key, first checkpoint, daemon
             for stdin in events.values():
-                _time(ours_cmd, stdin, cwd=root, env=env)
+                for name, (command, run_env) in runs.items():
+                    if name != "bash":
+                        _time(command, stdin, cwd=root, env=run_env)
+                        warm_up += name != "baseline"
+        daemon_up = _daemon_socket(base / "state")
         samples: dict[str, dict[str, list[float]]] = {
-            "ours": {kind: [] for kind in events},
-            "bash": {kind: [] for kind in events},
+            name: {kind: [] for kind in events} for name in runs
         }
         cpu: dict[str, dict[str, list[float]]] = {
-            "ours": {kind: [] for kind in events},
-            "bash": {kind: [] for kind in events},
+            name: {kind: [] for kind in events} for name in runs
         }
         floor: list[float] = []
         load_before = loadavg()
         for _ in range(calls):
             for kind, stdin in events.items():
-                samples["ours"][kind].append(_time(ours_cmd, stdin, cwd=root, env=env))
-                cpu["ours"][kind].append(CPU[-1])
-                samples["bash"][kind].append(_time(bash_cmd, stdin, cwd=root, env=env))
-                cpu["bash"][kind].append(CPU[-1])
+                for name, (command, run_env) in runs.items():
+                    samples[name][kind].append(_time(command, stdin, cwd=root, env=run_env))
+                    cpu[name][kind].append(CPU[-1])
             started = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
             floor.append(time.perf_counter() - started)
         full_cli = [
             _time(cli_cmd, events["write"], cwd=root, env=env) for _ in range(max(5, calls // 4))
         ]
-        entries = sum(len(v) for v in samples["ours"].values()) + 3 * len(events) + len(full_cli)
+        written = ("ours", "in_process")
+        entries = sum(len(v) for n in written for v in samples[n].values()) + warm_up
+        entries += len(full_cli)
     result: dict[str, Any] = {
         "calls": calls,
         "goal_p50_ms": GOAL_P50_MS,
-        "ours": {kind: _summary(v) for kind, v in samples["ours"].items()},
-        "bash": {kind: _summary(v) for kind, v in samples["bash"].items()},
-        "ours_cpu": {kind: _summary(v) for kind, v in cpu["ours"].items()},
-        "bash_cpu": {kind: _summary(v) for kind, v in cpu["bash"].items()},
+        "daemon_up": daemon_up,
         "python_floor": _summary(floor),
+        **{name: {k: _summary(v) for k, v in samples[name].items()} for name in runs},
+        **{f"{name}_cpu": {k: _summary(v) for k, v in cpu[name].items()} for name in runs},
         "full_cli_write": _summary(full_cli),
         "audit_entries_written": entries,
         "loadavg_before": load_before,
@@ -182,8 +224,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_hook")
     parser.add_argument("--calls", type=int, default=60)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--baseline", type=Path, help="source tree of another version to time beside this one"
+    )
     options = parser.parse_args()
-    print(json.dumps(run(calls=options.calls, quick=options.quick), indent=2))
+    result = run(calls=options.calls, quick=options.quick, baseline=options.baseline)
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

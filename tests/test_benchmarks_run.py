@@ -34,7 +34,7 @@ EXPECTED = {
         "goal_mb",
         "marginal_kb_per_decision",
     },
-    "hook": {"ours", "bash", "ours_cpu", "python_floor", "ratio_p50", "goal_p50_ms"},
+    "hook": {"ours", "in_process", "bash", "ours_cpu", "python_floor", "ratio_p50", "goal_p50_ms"},
     "flood": {
         "drained",
         "drain_seconds",

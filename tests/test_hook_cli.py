@@ -21,6 +21,8 @@ from tests.agent_events import builders, native, reason
 from tests.test_agent_hooks import git, make_repo
 
 BIN = Path(sys.executable).parent
+#: Calls after a directory's first are answered by its daemon, which leaves soon after.
+DAEMON_ENV = {"GATE_HOOK_IDLE": "10"}
 POLICY = """\
 version: 1
 tiers:
@@ -55,7 +57,7 @@ def run_hook(
         input=stdin.encode() if isinstance(stdin, str) else stdin,
         capture_output=True,
         cwd=cwd,
-        env={**os.environ, "GATE_DATA_DIR": str(state), **(env or {})},
+        env={**os.environ, **DAEMON_ENV, "GATE_DATA_DIR": str(state), **(env or {})},
         timeout=60,
         check=False,
     )
@@ -69,7 +71,7 @@ def run_all(
 ) -> list[Answer]:
     """Run several hooks at once (each a real process), answers in order."""
     command = [str(BIN / "gate"), "hook"] if full_cli else [str(BIN / "gate-hook")]
-    env = {**os.environ, "GATE_DATA_DIR": str(state)}
+    env = {**os.environ, **DAEMON_ENV, "GATE_DATA_DIR": str(state)}
     procs = [
         (
             subprocess.Popen(
@@ -250,7 +252,7 @@ def test_local_log_verifies_and_shows_beside_pr_decisions(repo: Path, tmp_path: 
         ("cursor", _write("cursor", repo, "vendor/z.py"), repo),
     ]
     run_all(jobs, state=state)
-    env = {**os.environ, "GATE_DATA_DIR": str(state)}
+    env = {**os.environ, **DAEMON_ENV, "GATE_DATA_DIR": str(state)}
     verify = subprocess.run(
         [str(BIN / "gate"), "audit", "verify"], capture_output=True, text=True, env=env, check=False
     )

@@ -379,7 +379,8 @@ def _comment_route(payload: Mapping[str, Any], *, repo: str, installation_id: in
     pull request's comments arrive as ``issue_comment`` with ``issue.pull_request`` set.
     """
     issue = _get(payload, "issue")
-    body = (payload.get("comment") or {}).get("body")
+    comment = payload.get("comment")
+    body = comment.get("body") if isinstance(comment, Mapping) else None
     reason = parse_command(body) if isinstance(body, str) else None
     if reason is None or not isinstance(issue, Mapping) or not issue.get("pull_request"):
         raise NotACommand("not a merge-gate command on a pull request")

@@ -30,10 +30,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 @dataclass(frozen=True, slots=True)
 class Locked:
@@ -67,8 +63,13 @@ def _json(text: str) -> dict[str, Any]:
 
 
 def _yaml(text: str) -> dict[str, Any]:
+    # Imported here: only a YAML lockfile needs it, and ``gate hook`` judges every
+    # write with this module loaded.
+    import yaml
+
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as error:
         raise LockfileError(f"invalid YAML: {str(error).splitlines()[0]}") from error
     if not isinstance(doc, dict):

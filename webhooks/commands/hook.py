@@ -21,9 +21,14 @@ Fails closed: an unreadable event, an unknown tool, a repository without a base 
 a policy that does not parse, a failed audit append or any internal error answers
 **deny** in the agent's protocol.
 
-Cold start matters (it runs before every tool call): only what the decision needs is
-imported, and the parsed base policy is cached in the state directory keyed by its
-blob sha (:mod:`webhooks.commands.hook_cache`), so a warm call never imports pydantic.
+Cold start matters (it runs before every tool call): ``gate-hook`` asks the user's
+resident decision process (:mod:`webhooks.commands.hook_client`,
+:mod:`webhooks.commands.hook_daemon`), which runs :func:`respond` and
+:func:`forward_entry` below, and decides here whenever it cannot be believed. Here, only
+what the decision needs is imported, and the parsed base policy is cached in the state
+directory by the digest of its exact text, verified on load
+(:mod:`webhooks.commands.hook_cache`), so a warm call never imports pydantic. The hook's
+own state directory is off limits to the agent (``hook.state_dir``).
 """
 
 from __future__ import annotations
@@ -315,12 +320,45 @@ def load_rules(base: Base, *, cache_dir: Path | None, writes: bool) -> Rules:
     return Rules(policy=policy, codeowners=owners, detectors=builtin(), base_branches=base.branches)
 
 
+def _own_state(
+    action: Action, facts: ShellFacts | None, *, cwd: Path, root: Path, state: Path | None
+) -> Verdict | None:
+    """Deny touching the hook's own state directory: its policy cache, audit log, keys
+    and daemon socket are for the hook alone, whatever the policy says."""
+    if state is None:
+        return None
+    named = [w.path for w in action.writes] + [w.move_to for w in action.writes if w.move_to]
+    named += list(action.reads)
+    if facts is not None:
+        named += [*facts.reads, *facts.writes]
+    for path in named:
+        _, _, absolute = _resolve(cwd, root, path)
+        if absolute == state or state in absolute.parents:
+            return Verdict(
+                decision=Decision.DENY,
+                reason=f"{path} is in the hook's state directory ({state}): its audit log, "
+                "keys and policy cache are not for agents to read or change",
+                rule="hook.state_dir",
+                source="gate hook built-in rules",
+            )
+    return None
+
+
 def decide(
-    action: Action, rules: Rules, *, facts: ShellFacts | None, cwd: Path, root: Path
+    action: Action,
+    rules: Rules,
+    *,
+    facts: ShellFacts | None,
+    cwd: Path,
+    root: Path,
+    state: Path | None = None,
 ) -> Verdict:
     """The verdict on ``action``: the strictest over every file and command it touches."""
     from gate.agents import decision
 
+    own = _own_state(action, facts, cwd=cwd, root=root, state=state)
+    if own is not None:
+        return own
     verdicts: list[Verdict] = []
     for write in action.writes:
         for change in changes(write, cwd=cwd, root=root):
@@ -448,16 +486,31 @@ def _can_ask(args: argparse.Namespace, env: Mapping[str, str]) -> bool:
 
 
 def evaluate(
-    agent: str, raw: bytes, *, base_ref: str | None, env: Mapping[str, str], now: datetime
+    agent: str,
+    raw: bytes,
+    *,
+    base_ref: str | None,
+    env: Mapping[str, str],
+    now: datetime,
+    cwd: Path | None = None,
 ) -> tuple[Verdict, dict[str, object]]:
-    """Decide on one event and log it; never raises (every failure is a deny)."""
+    """Decide on one event and log it; never raises (every failure is a deny).
+
+    ``cwd`` is the hook process's working directory (the daemon passes its client's),
+    used when the event names none."""
     from gate.agents.protocols import parse_event
     from gate.agents.shell import analyse
     from webhooks.commands.hook_cache import PolicyUnreadable
 
     action: Action | None = None
     base: Base | None = None
-    cwd = Path.cwd()
+    try:
+        cwd = cwd or Path.cwd()
+    except OSError as error:
+        verdict = deny(f"the working directory cannot be read ({error})")
+        return verdict, audit_fields(
+            agent=agent, action=None, verdict=verdict, base=None, cwd=Path("/")
+        )
     try:
         action = parse_event(agent, raw)
         cwd = Path(action.cwd) if action.cwd else cwd
@@ -467,7 +520,14 @@ def evaluate(
         facts = analyse(command, base_branches=base.branches) if command is not None else None
         writes = bool(action.writes or (facts is not None and facts.writes))
         rules = load_rules(base, cache_dir=state_dir(env) / "policy-cache", writes=writes)
-        verdict = decide(action, rules, facts=facts, cwd=cwd, root=root.resolve())
+        verdict = decide(
+            action,
+            rules,
+            facts=facts,
+            cwd=cwd,
+            root=root.resolve(),
+            state=state_dir(env).resolve(),
+        )
     except BadEvent as error:
         verdict = deny(str(error), rule="hook.event")
     except (HookError, PolicyUnreadable) as error:
@@ -492,33 +552,61 @@ def emit(answer: Answer) -> None:
     sys.stderr.flush()
 
 
-def run(args: argparse.Namespace) -> int:
-    """``gate hook --agent NAME``: answer, then forward within the time budget."""
+def respond(
+    args: argparse.Namespace,
+    raw: bytes,
+    *,
+    env: Mapping[str, str],
+    now: datetime,
+    cwd: Path | None = None,
+) -> tuple[Answer, dict[str, object] | None]:
+    """The answer to one event in the agent's protocol, and the logged entry to forward
+    (None when deciding itself failed); never raises."""
     protocol = AGENTS[args.agent]
+    try:
+        verdict, fields = evaluate(args.agent, raw, base_ref=args.base, env=env, now=now, cwd=cwd)
+        return protocol.answer(verdict, can_ask=_can_ask(args, env)), fields
+    except BaseException as error:
+        return protocol.answer(deny(f"internal error: {type(error).__name__}")), None
+
+
+def forward_entry(fields: Mapping[str, object], *, env: Mapping[str, str], now: datetime) -> str:
+    """Forward the entry when ``$GATE_AUDIT_URL`` is set; a warning for stderr, or ""."""
+    if not (env.get(AUDIT_URL_ENV) and env.get(TOKEN_ENV)):
+        return ""
+    try:
+        from webhooks.commands.hook_forward import forward
+
+        forward(
+            {**fields, "time": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            url=env[AUDIT_URL_ENV],
+            token=env[TOKEN_ENV],
+            outbox=state_dir(env) / OUTBOX_FILE,
+            timeout=FORWARD_TIMEOUT,
+        )
+    except Exception as error:
+        return f"gate hook: forwarding failed: {error}\n"
+    return ""
+
+
+def run(args: argparse.Namespace, raw: bytes | None = None) -> int:
+    """``gate hook --agent NAME``: answer, then forward within the time budget.
+
+    ``raw``: the event when the caller has read stdin already."""
     env = os.environ
     now = datetime.now(UTC)
     try:
-        raw = sys.stdin.buffer.read()
-        verdict, fields = evaluate(args.agent, raw, base_ref=args.base, env=env, now=now)
-        answer = protocol.answer(verdict, can_ask=_can_ask(args, env))
+        event = sys.stdin.buffer.read() if raw is None else raw
     except BaseException as error:
-        answer = protocol.answer(deny(f"internal error: {type(error).__name__}"))
+        answer = AGENTS[args.agent].answer(deny(f"internal error: {type(error).__name__}"))
         emit(answer)
         return answer.exit_code
+    answer, fields = respond(args, event, env=env, now=now)
     emit(answer)
-    if env.get(AUDIT_URL_ENV) and env.get(TOKEN_ENV):
-        try:
-            from webhooks.commands.hook_forward import forward
-
-            forward(
-                fields | {"time": now.strftime("%Y-%m-%dT%H:%M:%SZ")},
-                url=env[AUDIT_URL_ENV],
-                token=env[TOKEN_ENV],
-                outbox=state_dir(env) / OUTBOX_FILE,
-                timeout=FORWARD_TIMEOUT,
-            )
-        except Exception as error:
-            sys.stderr.write(f"gate hook: forwarding failed: {error}\n")
+    if fields is not None:
+        warning = forward_entry(fields, env=env, now=now)
+        if warning:
+            sys.stderr.write(warning)
     return answer.exit_code
 
 
@@ -564,8 +652,22 @@ def _run_or_usage(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def decide_here_on(argv: Sequence[str], raw: bytes) -> int:
+    """``gate-hook`` in this process, on an event already read from stdin."""
+    if len(argv) == 2 and argv[0] == "--agent" and argv[1] in AGENTS:
+        return run(
+            cast("argparse.Namespace", SimpleNamespace(agent=argv[1], base=None, no_ask=False)),
+            raw,
+        )
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="gate-hook", description=__doc__.split("\n", 1)[0])
+    add_run_arguments(parser)
+    return run(parser.parse_args(argv), raw)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``gate-hook --agent NAME``: the same command without the rest of the CLI (faster)."""
+    """``gate hook`` without the rest of the CLI, deciding in this process."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) == 2 and argv[0] == "--agent" and argv[1] in AGENTS:
         # The common case, without building a parser (argparse costs a few ms per call).
