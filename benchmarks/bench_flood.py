@@ -277,7 +277,10 @@ def flood(
         "deliveries": deliveries,
         "pushes": pushes_total,
         "reviews": sum(1 for s in steps if s.event == "pull_request_review"),
+        "comment_reviews": sum(1 for s in steps if s.review == "COMMENTED"),
         "accepted": delta("merge_gate_deliveries_total", result="accepted"),
+        # answered 202 but never queued: comment-only reviews change no decision
+        "ignored": delta("merge_gate_deliveries_total", result="ignored"),
         "http_statuses": {str(k): v for k, v in sorted(driver.statuses.items())},
         "send_seconds": round(sent - started, 2),
         "drained": drained is not None,
