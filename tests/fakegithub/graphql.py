@@ -26,11 +26,13 @@ needs a user).
 from __future__ import annotations
 
 import base64
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 from graphql import (
+    DocumentNode,
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -42,10 +44,10 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
     build_schema,
-    graphql_sync,
     parse,
     validate,
 )
+from graphql import execute as run_document
 
 from tests.fakegithub import payloads
 from tests.fakegithub.gitdata import fake_sha
@@ -74,8 +76,19 @@ def invalid(query: object, variables: object) -> str | None:
         return "a GraphQL request needs a 'query' string"
     if variables is not None and not isinstance(variables, dict):
         return "'variables' must be an object"
+    return _problems(query)
+
+
+@lru_cache(maxsize=128)
+def _document(query: str) -> DocumentNode:
+    """A query parsed once (documents are immutable; the service sends a few shapes)."""
+    return parse(query)
+
+
+@lru_cache(maxsize=128)
+def _problems(query: str) -> str | None:
     try:
-        document = parse(query)
+        document = _document(query)
     except GraphQLError as error:
         return f"GraphQL syntax: {error.message}"
     errors = validate(schema(), document)
@@ -86,7 +99,7 @@ def cost(query: str, variables: dict[str, Any] | None) -> int:
     """The points a valid query costs, by GitHub's rule: every connection (a field
     with ``first``/``last``) is one request per node of the connections around it;
     the sum over 100, rounded, at least 1. A mutation costs 1 here."""
-    document = parse(query)
+    document = _document(query)
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
@@ -379,7 +392,9 @@ def execute(
             "nodeCount": 0,
         },
     }
-    result = graphql_sync(schema(), query, root_value=root, variable_values=variables)
+    # Parsed and validated already (invalid()); run the document as graphql_sync would.
+    result = run_document(schema(), _document(query), root_value=root, variable_values=variables)
+    assert isinstance(result, ExecutionResult)
     out: dict[str, Any] = {"data": result.data}
     if result.errors:
         out["errors"] = [
