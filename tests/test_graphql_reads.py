@@ -189,6 +189,22 @@ async def test_graphql_failing_gives_the_same_decision_through_rest(
     assert by_graphql.agent
 
 
+async def test_graphqls_budget_spent_gives_the_same_decision_through_rest(
+    service: Service, repo: Repo
+) -> None:
+    rich_pull(repo, 4, sha(41))
+    by_graphql = await decide(service, repo, head=sha(41), number=4)
+    with repo.fake.lock:
+        repo.fake.graphql_rate_limit_remaining = 0
+    before = len(repo.fake.calls)
+    by_rest = await decide(service, repo, head=sha(41), number=4)
+    rest, graphql = split(repo.fake.calls[before:])
+    assert graphql == 1
+    assert "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits" in rest
+    assert by_rest == by_graphql
+    assert service.gh.stats.graphql_remaining == 0
+
+
 async def test_rest_only_and_graphql_agree_on_a_bot_authored_commit(
     service: Service, repo: Repo
 ) -> None:

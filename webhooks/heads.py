@@ -15,6 +15,7 @@ fork's head found nowhere, the list of open pull requests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,9 @@ class HeadReader:
                     pulls.append(pull)
         partial = lists.get(number)
         if files is not None and isinstance(partial, Partial):
-            lists[number] = await self.complete(installation_id, repo, number, partial, files)
+            # On an error it is completed when judged (read again, with errors, then).
+            with contextlib.suppress(GitHubError, Backoff):
+                lists[number] = await self.complete(installation_id, repo, number, partial, files)
         return Head(current, tuple(pulls), lists)
 
     async def _found(
