@@ -545,6 +545,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
         body = self._read_body(headers)
+        if body is None:
+            # The client went away mid-request (a killed process): GitHub never
+            # received a request, so there is nothing to answer or to judge.
+            self.close_connection = True
+            return
         resp = self.server.fake.handle(RawRequest(self.command, self.path, headers, body))
         if resp.drop:
             self.close_connection = True
@@ -557,7 +562,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(resp.body)
 
-    def _read_body(self, headers: Mapping[str, str]) -> bytes:
+    def _read_body(self, headers: Mapping[str, str]) -> bytes | None:
+        """The body, or None when the connection closed before all of it arrived."""
         if headers.get("transfer-encoding", "").lower() == "chunked":
             chunks: list[bytes] = []
             while True:
@@ -568,7 +574,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
         length = int(headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        return body if len(body) == length else None
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _serve
 
