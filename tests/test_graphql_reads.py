@@ -9,6 +9,7 @@ and a fork's pull request GitHub does not associate with its head.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,23 @@ async def test_graphqls_budget_spent_gives_the_same_decision_through_rest(
     assert "GET /repos/{owner}/{repo}/pulls/{pull_number}/commits" in rest
     assert by_rest == by_graphql
     assert service.gh.stats.graphql_remaining == 0
+
+
+async def test_graphqls_budget_below_the_reserve_sends_reads_to_rest_until_its_reset(
+    service: Service, repo: Repo
+) -> None:
+    rich_pull(repo, 4, sha(41))
+    with repo.fake.lock:
+        repo.fake.graphql_rate_limit_remaining = service.gh.budgets.reserve
+    by_graphql = await decide(service, repo, head=sha(41), number=4)  # leaves reserve - 1
+    before = len(repo.fake.calls)
+    by_rest = await decide(service, repo, head=sha(41), number=4)
+    rest, graphql = split(repo.fake.calls[before:])
+    assert graphql == 0  # not even tried: the points are kept for after the reset
+    assert "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls" in rest
+    assert by_rest == by_graphql
+    # Jobs are not deferred for GraphQL: REST reads everything.
+    assert service.gh.budgets.wait_until(repo.installation, now=time.time()) is None
 
 
 async def test_rest_only_and_graphql_agree_on_a_bot_authored_commit(

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -470,7 +472,10 @@ class GraphQL:
     answered 200 even when the query failed, with ``errors`` in the body; any
     ``errors`` is a failure here (partial data is never used). Not retried: the
     caller has a REST path and takes it at once. GraphQL's budget is its own
-    (``x-ratelimit-resource: graphql``, in points), counted apart from REST's.
+    (``x-ratelimit-resource: graphql``, in points), counted apart from REST's:
+    while an installation has fewer points left than the reserve
+    (:mod:`webhooks.budget`), no query is sent until the reset and its reads go by
+    REST; jobs are not deferred for it (REST can still read everything).
     The token is the REST client's (one cache), so no extra token is minted.
     """
 
@@ -478,6 +483,8 @@ class GraphQL:
         self._app = app
         self._on_count = on_count
         self._clients: dict[int, GitHub[Any]] = {}
+        #: Installation -> the reset (epoch seconds) of a GraphQL budget below the reserve.
+        self._spent: OrderedDict[int, float] = OrderedDict()
 
     def forget(self, installation_id: int | None = None) -> None:
         if installation_id is None:
@@ -489,6 +496,11 @@ class GraphQL:
         self, query: str, *, variables: Mapping[str, Any], installation_id: int, route: str
     ) -> Any:
         app = self._app
+        until = self._spent.get(installation_id)
+        if until is not None:
+            if time.time() < until:
+                raise GitHubError(429, f"GraphQL {route}: points nearly spent until {until:.0f}")
+            del self._spent[installation_id]
         if installation_id not in app._warm:
             # The first request fetches the token (shared with REST's client).
             lock = app._locks.setdefault(installation_id, asyncio.Lock())
@@ -513,14 +525,14 @@ class GraphQL:
             )
         except RequestFailed as error:
             status = error.response.status_code
-            self._count(status, 0, error.response.headers)
+            self._count(status, 0, error.response.headers, installation_id)
             if status == 401:
                 self._app.forget(installation_id)
             raise GitHubError(status, f"GraphQL {route}") from None
         except (RateLimitExceeded, RequestError, GitHubException) as error:
             response_of = getattr(error, "response", None)
             if response_of is not None:
-                self._count(response_of.status_code, 0, response_of.headers)
+                self._count(response_of.status_code, 0, response_of.headers, installation_id)
             raise GitHubError(503, f"GraphQL {route}: {error}") from None
         status = response.status_code
         body = response.raw_response.json() if response.content else None
@@ -529,10 +541,10 @@ class GraphQL:
         if isinstance(limit, Mapping) and isinstance(limit.get("cost"), int):
             points = int(limit["cost"])
         if not isinstance(body, Mapping) or body.get("errors") or "data" not in body:
-            self._count(0, points, response.headers)
+            self._count(0, points, response.headers, installation_id)
             errors = body.get("errors") if isinstance(body, Mapping) else None
             raise GitHubError(status, f"GraphQL {route}: {str(errors)[:300]}")
-        self._count(status, points, response.headers)
+        self._count(status, points, response.headers, installation_id)
         return body["data"]
 
     def _url(self) -> str:
@@ -562,15 +574,23 @@ class GraphQL:
             self._clients[installation_id] = client
         return client
 
-    def _count(self, status: int, points: int, headers: httpx.Headers) -> None:
+    def _count(
+        self, status: int, points: int, headers: httpx.Headers, installation_id: int
+    ) -> None:
         stats = self._app.stats
         stats.graphql_calls += 1
         stats.graphql_points += points
         if not 200 <= status < 300:
             stats.graphql_failures += 1
-        remaining = headers.get("x-ratelimit-remaining")
+        remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")
         if headers.get("x-ratelimit-resource") == "graphql" and remaining and remaining.isdigit():
             stats.graphql_remaining = int(remaining)
+            if int(remaining) >= self._app.budgets.reserve:
+                self._spent.pop(installation_id, None)
+            elif reset and reset.isdigit():
+                self._spent[installation_id] = float(reset)
+                if len(self._spent) > MAX_CLIENTS:
+                    self._spent.popitem(last=False)
         if self._on_count:
             self._on_count(status, points)
 
