@@ -11,8 +11,8 @@
   (:mod:`webhooks.budget`): workers defer a job whose installation is nearly spent.
 - Conditional requests: callers pass ``If-None-Match``; a 304 comes back as an
   answer, not an error (304s do not count against the rate limit).
-- REST, and one GraphQL entry (:meth:`GitHubApp.graphql`) with its own budget and
-  counters; responses are returned as JSON for the edge to translate once.
+- REST, and GraphQL (``GitHubApp.graphql``, :class:`GraphQL`) with its own budget
+  and counters; responses are returned as JSON for the edge to translate once.
 """
 
 from __future__ import annotations
@@ -171,11 +171,8 @@ class GitHubApp:
         rate_limit_reserve: int = RESERVE,
     ) -> None:
         """``transport`` replaces the network (an in-process GitHub in tests);
-        ``rate_limit_reserve``: see :mod:`webhooks.budget`.
-
-        ``on_call(method, route, status)`` counts a REST call; ``on_graphql(status,
-        points)`` a GraphQL query (status 0: refused for its ``errors`` or shape).
-        """
+        ``rate_limit_reserve``: see :mod:`webhooks.budget`; ``on_call(method, route,
+        status)`` counts a REST call, ``on_graphql(status, points)`` a GraphQL query."""
         self.app_id = app_id
         self._key = private_key
         self._base_url = base_url.rstrip("/") + "/"
@@ -184,7 +181,8 @@ class GitHubApp:
         self._warm: set[int | None] = set()
         self._locks: dict[int | None, asyncio.Lock] = {}
         self._on_call = on_call
-        self._graphql = GraphQL(self, on_graphql)
+        #: GitHub's GraphQL endpoint (:class:`GraphQL`), counted apart from REST.
+        self.graphql = GraphQL(self, on_graphql)
         self._transport = SharedTransport(transport)
         self.stats = CallStats()
         #: Each installation's rate-limit windows, from the answers' headers.
@@ -223,11 +221,11 @@ class GitHubApp:
         """Drop cached clients and tokens (installation changed, or a 401)."""
         if installation_id is None:
             self._clients.clear()
-            self._graphql.forget()
+            self.graphql.forget()
             self._warm.clear()
         else:
             self._clients.pop(installation_id, None)
-            self._graphql.forget(installation_id)
+            self.graphql.forget(installation_id)
             self._warm.discard(installation_id)
 
     async def call(
@@ -338,15 +336,6 @@ class GitHubApp:
         self.budgets.note(installation_id, headers)
         if self._on_call:
             self._on_call(method, route, status)
-
-    async def graphql(
-        self, query: str, *, variables: Mapping[str, Any], installation_id: int, route: str
-    ) -> Any:
-        """One GraphQL query as an installation: its ``data``, or :class:`GitHubError`
-        (see :class:`GraphQL`)."""
-        return await self._graphql.query(
-            query, variables=variables, installation_id=installation_id, route=route
-        )
 
     async def as_user(self, method: str, url: str, *, token: str, route: str) -> Answer:
         """One REST call with a user's access token (from the App's OAuth web flow).
@@ -495,6 +484,10 @@ class GraphQL:
     async def query(
         self, query: str, *, variables: Mapping[str, Any], installation_id: int, route: str
     ) -> Any:
+        """One query as an installation: its ``data``, or :class:`GitHubError`.
+
+        ``on_count``'s status is 0 for an answer refused for its ``errors`` or shape.
+        """
         app = self._app
         until = self._spent.get(installation_id)
         if until is not None:

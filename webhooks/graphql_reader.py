@@ -326,7 +326,7 @@ async def read_head(
         raise Unusable(f"{len(wanted)} pull requests named")
     owner, _, name = repo.partition("/")
     try:
-        data = await gh.graphql(
+        data = await gh.graphql.query(
             query_for(wanted),
             variables={"owner": owner, "name": name, "oid": sha},
             installation_id=installation_id,
