@@ -96,8 +96,9 @@ def _calls(r: dict[str, Any]) -> list[Row]:
     for step, label in (("first", "first evaluation"), ("review", "review"), ("push", "push")):
         s = r[step]
         context = (
-            f"{s['calls_mean']} calls ({s['rate_limited_calls_mean']} rate-limited) vs "
-            f"minimum {s['minimum_mean']}, {s['samples']} samples"
+            f"{s['calls_mean']} calls: {s.get('rest_calls_mean', s['calls_mean'])} REST "
+            f"({s['rate_limited_calls_mean']} rate-limited) + {s.get('graphql_calls_mean', 0)} "
+            f"GraphQL, vs minimum {s['minimum_mean']}, {s['samples']} samples"
         )
         if step == "first":
             context += f"; very first PR (cold caches): {cold['calls']} calls"

@@ -10,10 +10,14 @@ steps, so nothing coalesces) and the fake's call log is sliced per step:
 - ``review``: an approval of that PR's head (``pull_request_review.submitted``);
 - ``push``: a new head (``pull_request.synchronize``).
 
-The minimum a decision needs, configuration cached: list files, list reviews and
-one check-run write, plus one review request when the decision asks for reviewers
-it has not asked for yet (the engine's verdict on the same state says so).
-A 304 (ETag revalidation) is a call and a round trip but costs no rate limit.
+The minimum a decision needs, configuration cached: one GraphQL query (the head's
+pull requests with their reviews and commits), and by REST the files list (patches
+are REST-only) and one check-run write, plus one review request when the decision
+asks for reviewers it has not asked for yet (the engine's verdict on the same state
+says so). REST and GraphQL are reported apart: each has its own budget (REST:
+5,000 requests an hour per installation; GraphQL: 5,000 points, and this query
+costs 1). A 304 (ETag revalidation) is a call and a round trip but costs no rate
+limit.
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from benchmarks.common import (
 from gate.result import Outcome
 from tests.fakegithub.server import FakeGitHub
 
-BASE_MINIMUM = 3  # list files + list reviews + one check-run write
+REST_MINIMUM = 2  # list files + one check-run write
+GRAPHQL_MINIMUM = 1  # the head's pull requests, reviews and commits
+GRAPHQL = "POST /graphql"
 
 
 def _decided(gate: GateProcess, decisions: float) -> bool:
@@ -59,7 +65,7 @@ class _Counter:
         # requested reviewers, the PR lists them and the engine asks nobody again.
         decision = self.scenario.expected_decision(number)
         asks = bool(decision.request_users or decision.request_teams)
-        needed = BASE_MINIMUM + int(asks and decision.outcome is not Outcome.DENIED)
+        rest_needed = REST_MINIMUM + int(asks and decision.outcome is not Outcome.DENIED)
         before = len(self.fake.calls)
         body, headers = self.scenario.delivery(event, action, number=number, head=head)
         response = self.gate.post(body, headers)
@@ -70,9 +76,14 @@ class _Counter:
             lambda: _decided(self.gate, self.decisions), timeout=60, what=f"decision on #{number}"
         )
         calls = self.fake.calls[before:]
+        rest = [c for c in calls if c.operation != GRAPHQL]
+        needed = rest_needed + GRAPHQL_MINIMUM
         return {
             "calls": len(calls),
-            "rate_limited_calls": sum(1 for c in calls if c.status != 304),
+            "rest_calls": len(rest),
+            "graphql_calls": len(calls) - len(rest),
+            "rate_limited_calls": sum(1 for c in rest if c.status != 304),
+            "rest_minimum": rest_needed,
             "minimum": needed,
             "ratio": round(len(calls) / needed, 2),
             "by_operation": dict(Counter(c.operation or c.path for c in calls)),
@@ -111,13 +122,21 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                         counter.step("pull_request", "synchronize", number, new_head)
                     )
             violations = len(fake.violations)
-    summary: dict[str, Any] = {"first_cold": cold, "violations": violations}
+            points = fake.graphql_rate_limit - fake.graphql_rate_limit_remaining
+    summary: dict[str, Any] = {
+        "first_cold": cold,
+        "violations": violations,
+        "graphql_points": points,
+    }
     for name, measured in steps.items():
         summary[name] = {
             "samples": len(measured),
             "calls_mean": _mean(measured, "calls"),
+            "rest_calls_mean": _mean(measured, "rest_calls"),
+            "graphql_calls_mean": _mean(measured, "graphql_calls"),
             "rate_limited_calls_mean": _mean(measured, "rate_limited_calls"),
             "minimum_mean": _mean(measured, "minimum"),
+            "rest_minimum_mean": _mean(measured, "rest_minimum"),
             "ratio": round(_mean(measured, "calls") / _mean(measured, "minimum"), 2),
             "by_operation": dict(
                 sum((Counter(s["by_operation"]) for s in measured), Counter()).most_common()

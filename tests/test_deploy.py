@@ -110,10 +110,12 @@ def test_manifest_file_is_what_setup_posts(manifest: dict[str, Any]) -> None:
 
 def test_every_operation_exists_in_githubs_api_description() -> None:
     paths = load_json(FIXTURES / "github" / "rest-api.json")["paths"]
+    # POST /graphql is GitHub's GraphQL endpoint, checked against GitHub's GraphQL
+    # schema instead (tests/fakegithub/graphql.py).
     missing = [
         f"{method} {path}"
         for method, path in OPERATIONS
-        if method.lower() not in paths.get(path, {})
+        if method.lower() not in paths.get(path, {}) and (method, path) != ("POST", "/graphql")
     ]
     assert missing == []
 

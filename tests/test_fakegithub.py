@@ -7,6 +7,7 @@ import base64
 import calendar
 import hashlib
 import hmac
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -102,6 +103,21 @@ def test_malformed_json_is_a_violation(fake: FakeGitHub, client: httpx.Client) -
     assert resp.status_code == 400
     assert resp.json()["message"] == "Problems parsing JSON"
     assert len(take_violations(fake)) == 1
+
+
+def test_a_request_whose_client_dies_mid_body_is_no_request(fake: FakeGitHub, token: str) -> None:
+    # A killed worker may have sent the headers of a POST and part of its body.
+    host, port = fake.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: token "
+            + token.encode()
+            + b'\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"qu'
+        )
+        conn.shutdown(socket.SHUT_WR)
+        assert conn.recv(100) == b""  # closed unanswered
+    assert fake.calls == []
+    assert fake.violations == []
 
 
 def test_a_valid_request_leaves_no_violation_and_is_logged(

@@ -168,19 +168,43 @@ async def test_a_dead_lettered_rerun_fails_closed_with_a_signed_record(
     verify_record(stored.envelope, keys=service.keyring.verification_keys(), expect_commit=head)
 
 
+@pytest.mark.parametrize("graphql", [False, True], ids=["rest", "graphql"])
 async def test_a_pull_request_that_moves_while_read_is_not_judged_by_its_new_content(
-    service: Service, repo: Repo
+    service: Service, repo: Repo, graphql: bool
 ) -> None:
     repo.pull(7, "docs/a.md", head=sha(71))
-    evaluator = Evaluator(service, scans=ScanCache())
+    # A head sha's look-up (a check suite's): the files are read after it (REST: all
+    # three lists). GraphQL's commits end at sha(71); the files, read at sha(72),
+    # say so in their contents_url and are refused too.
+    evaluator = Evaluator(service, scans=ScanCache(), graphql=graphql)
     found = await evaluator.head(
-        installation_id=repo.installation, repo=repo.name, sha=sha(71), number=7
+        installation_id=repo.installation, repo=repo.name, sha=sha(71), number=None
     )
     # The agent pushes between the look-up and the reads: the lists end at another
     # commit, so they must not be judged as this head's content.
     repo.fake.push(repo.name, 7, sha(72), files=[PRFile(".github/workflows/x.yml", patch=patch())])
     decision = await evaluator.commit(installation_id=repo.installation, repo=repo.name, head=found)
     assert decision is None
+
+
+async def test_a_head_read_by_graphql_is_judged_by_what_was_read_with_it(
+    service: Service, repo: Repo
+) -> None:
+    repo.pull(7, "docs/a.md", head=sha(71))
+    evaluator = Evaluator(service, scans=ScanCache())
+    before = len(repo.fake.calls)
+    found = await evaluator.head(
+        installation_id=repo.installation, repo=repo.name, sha=sha(71), number=7
+    )
+    # One query read the head with its reviews and commits, the files beside it: a
+    # push after that does not change what sha(71) is judged by.
+    repo.fake.push(repo.name, 7, sha(72), files=[PRFile(".github/workflows/x.yml", patch=patch())])
+    decision = await evaluator.commit(installation_id=repo.installation, repo=repo.name, head=found)
+    assert decision is not None
+    assert decision.head_sha == sha(71)
+    assert [f.path for f in decision.files] == ["docs/a.md"]
+    graphql = [c for c in repo.fake.calls[before:] if c.operation == "POST /graphql"]
+    assert len(graphql) == 1
 
 
 async def test_commits_listed_out_of_ancestry_order_still_belong_to_their_head(

@@ -4,19 +4,14 @@ Read only. A head sha's decision covers every open pull request whose head it
 is (:func:`gate.tree.for_commit`); a merge group's, every pull request in the
 group, each on its own head (:func:`gate.tree.for_merge_group`).
 
-Cost of finding a commit's pull requests: one call
-(``GET /repos/{o}/{r}/commits/{sha}/pulls``), which also returns each pull
-request object, so no separate ``GET`` of the pull request is needed. Only when
-the named pull request is not among them (its head moved on, or it comes from
-a fork, whose commits GitHub does not associate) are the pull request and, for
-forks, the list of open pull requests read.
+Finding a commit's pull requests (one GraphQL query, REST when it fails) is
+:mod:`webhooks.heads`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import re2
@@ -25,18 +20,12 @@ from gate import tree
 from gate.decide import decide
 from gate.model import PullSnapshot, UserType
 from gate.result import Decision
-from webhooks import indexes
 from webhooks.events import GroupQueued
 from webhooks.facts import GitHubFacts, ScanCache
 from webhooks.github import GitHubError, NotFound
-from webhooks.reader import (
-    HeadMoved,
-    Lists,
-    file_from_json,
-    get_pull,
-    open_pulls_at,
-    open_pulls_scan,
-)
+from webhooks.graphql_reader import Partial
+from webhooks.heads import Head, HeadReader, number_of
+from webhooks.reader import HeadMoved, Lists, file_from_json, get_pull
 from webhooks.service import Service
 from webhooks.simulation import Simulator
 
@@ -49,72 +38,24 @@ _MAX_REFERENCES = 100
 COMPARE_FILE_LIMIT = 300
 #: Who a merge group's combined diff is judged as: an agent, so nothing is waved through.
 MERGE_QUEUE = "merge-queue[bot]"
-
-
-@dataclass(frozen=True, slots=True)
-class Head:
-    """A head sha and the open pull requests whose head it is."""
-
-    sha: str
-    pulls: tuple[Mapping[str, Any], ...]
-
-
-def _number(pull: Mapping[str, Any]) -> int:
-    return int(pull["number"])
+_number = number_of
+__all__ = ["Evaluator", "Head"]
 
 
 class Evaluator:
-    def __init__(self, service: Service, *, scans: ScanCache) -> None:
+    def __init__(self, service: Service, *, scans: ScanCache, graphql: bool = True) -> None:
+        """``graphql``: read a head's pull requests with one GraphQL query (REST when
+        it fails); False reads by REST only."""
         self._svc = service
         self._scans = scans
+        self._heads = HeadReader(service, graphql=graphql)
         self._simulator = Simulator(service)
 
     async def head(self, *, installation_id: int, repo: str, sha: str, number: int | None) -> Head:
         """The current head of pull request ``number`` (or ``sha``) and its pull requests."""
-        gh = self._svc.gh
-        pulls = await self._at(installation_id, repo, sha)
-        if number is None:
-            if not pulls:
-                pulls = await open_pulls_scan(
-                    gh, installation_id=installation_id, repo=repo, sha=sha
-                )
-            return Head(sha, tuple(pulls))
-        if any(_number(p) == number for p in pulls):
-            return Head(sha, tuple(pulls))
-        pull = await get_pull(gh, installation_id=installation_id, repo=repo, number=number)
-        if pull.get("state") != "open":
-            return Head(sha, tuple(pulls))
-        current = str(pull["head"]["sha"])
-        if current != sha:
-            pulls = await self._at(installation_id, repo, current)
-        if not any(_number(p) == number for p in pulls):
-            pulls = await open_pulls_scan(
-                gh, installation_id=installation_id, repo=repo, sha=current
-            )
-            if not any(_number(p) == number for p in pulls):
-                pulls.append(pull)
-        return Head(current, tuple(pulls))
-
-    async def _at(self, installation_id: int, repo: str, sha: str) -> list[Mapping[str, Any]]:
-        """Open pull requests at ``sha``: GitHub's association, and those delivered at it.
-
-        The association may not name a fork's pull request; a delivery always did,
-        so a pull request delivered at this head that is still open there is one of
-        its pull requests too (one ``GET`` each, only for those the association missed).
-        """
-        gh = self._svc.gh
-        pulls = await open_pulls_at(gh, installation_id=installation_id, repo=repo, sha=sha)
-        listed = {_number(p) for p in pulls}
-        for number in await indexes.head_pulls(self._svc.store, repo=repo, head=sha):
-            if number in listed:
-                continue
-            try:
-                pull = await get_pull(gh, installation_id=installation_id, repo=repo, number=number)
-            except NotFound:
-                continue
-            if pull.get("state") == "open" and (pull.get("head") or {}).get("sha") == sha:
-                pulls.append(pull)
-        return pulls
+        return await self._heads.head(
+            installation_id=installation_id, repo=repo, sha=sha, number=number
+        )
 
     async def pull(
         self,
@@ -145,13 +86,19 @@ class Evaluator:
     ) -> Decision | None:
         """The decision of ``head`` over its open pull requests; None when there are none.
 
-        ``known``: lists already read, by pull request number. A pull request whose
-        head moved while it was read is no longer one of this commit's: it is left
-        out (its new head gets a decision of its own).
+        ``known``: lists already read, by pull request number (else ``head.lists``).
+        A pull request whose head moved while it was read is no longer one of this
+        commit's: it is left out (its new head gets a decision of its own).
         """
 
         async def part(pull: Mapping[str, Any]) -> Decision | None:
-            lists = (known or {}).get(_number(pull))
+            number = _number(pull)
+            read = (known or {}).get(number) or head.lists.get(number)
+            lists = (
+                await self._heads.complete(installation_id, repo, number, read)
+                if isinstance(read, Partial)
+                else read
+            )
             try:
                 return await self.pull(
                     installation_id=installation_id, repo=repo, pull=pull, lists=lists

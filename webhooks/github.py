@@ -11,13 +11,16 @@
   (:mod:`webhooks.budget`): workers defer a job whose installation is nearly spent.
 - Conditional requests: callers pass ``If-None-Match``; a 304 comes back as an
   answer, not an error (304s do not count against the rate limit).
-- REST only; responses are returned as JSON for the edge to translate once.
+- REST, and GraphQL (``GitHubApp.graphql``, :class:`GraphQL`) with its own budget
+  and counters; responses are returned as JSON for the edge to translate once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -145,6 +148,11 @@ class CallStats:
     calls: int = 0
     by_route: dict[str, int] = field(default_factory=dict)
     rate_limit_remaining: int | None = None
+    #: GraphQL has its own budget, in points: counted apart from REST's calls.
+    graphql_calls: int = 0
+    graphql_failures: int = 0
+    graphql_points: int = 0
+    graphql_remaining: int | None = None
 
 
 class GitHubApp:
@@ -158,11 +166,13 @@ class GitHubApp:
         base_url: str,
         timeout: float = 10.0,
         on_call: Callable[[str, str, int], None] | None = None,
+        on_graphql: Callable[[int, int], None] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rate_limit_reserve: int = RESERVE,
     ) -> None:
         """``transport`` replaces the network (an in-process GitHub in tests);
-        ``rate_limit_reserve``: see :mod:`webhooks.budget`."""
+        ``rate_limit_reserve``: see :mod:`webhooks.budget`; ``on_call(method, route,
+        status)`` counts a REST call, ``on_graphql(status, points)`` a GraphQL query."""
         self.app_id = app_id
         self._key = private_key
         self._base_url = base_url.rstrip("/") + "/"
@@ -171,6 +181,8 @@ class GitHubApp:
         self._warm: set[int | None] = set()
         self._locks: dict[int | None, asyncio.Lock] = {}
         self._on_call = on_call
+        #: GitHub's GraphQL endpoint (:class:`GraphQL`), counted apart from REST.
+        self.graphql = GraphQL(self, on_graphql)
         self._transport = SharedTransport(transport)
         self.stats = CallStats()
         #: Each installation's rate-limit windows, from the answers' headers.
@@ -209,9 +221,11 @@ class GitHubApp:
         """Drop cached clients and tokens (installation changed, or a 401)."""
         if installation_id is None:
             self._clients.clear()
+            self.graphql.forget()
             self._warm.clear()
         else:
             self._clients.pop(installation_id, None)
+            self.graphql.forget(installation_id)
             self._warm.discard(installation_id)
 
     async def call(
@@ -438,6 +452,140 @@ class GitHubApp:
     async def close(self) -> None:
         self._clients.clear()
         await self._transport.close()
+
+
+class GraphQL:
+    """GitHub's GraphQL endpoint, as an installation.
+
+    https://docs.github.com/graphql/guides/forming-calls-with-graphql: one POST,
+    answered 200 even when the query failed, with ``errors`` in the body; any
+    ``errors`` is a failure here (partial data is never used). Not retried: the
+    caller has a REST path and takes it at once. GraphQL's budget is its own
+    (``x-ratelimit-resource: graphql``, in points), counted apart from REST's:
+    while an installation has fewer points left than the reserve
+    (:mod:`webhooks.budget`), no query is sent until the reset and its reads go by
+    REST; jobs are not deferred for it (REST can still read everything).
+    The token is the REST client's (one cache), so no extra token is minted.
+    """
+
+    def __init__(self, app: GitHubApp, on_count: Callable[[int, int], None] | None) -> None:
+        self._app = app
+        self._on_count = on_count
+        self._clients: dict[int, GitHub[Any]] = {}
+        #: Installation -> the reset (epoch seconds) of a GraphQL budget below the reserve.
+        self._spent: OrderedDict[int, float] = OrderedDict()
+
+    def forget(self, installation_id: int | None = None) -> None:
+        if installation_id is None:
+            self._clients.clear()
+        else:
+            self._clients.pop(installation_id, None)
+
+    async def query(
+        self, query: str, *, variables: Mapping[str, Any], installation_id: int, route: str
+    ) -> Any:
+        """One query as an installation: its ``data``, or :class:`GitHubError`.
+
+        ``on_count``'s status is 0 for an answer refused for its ``errors`` or shape.
+        """
+        app = self._app
+        until = self._spent.get(installation_id)
+        if until is not None:
+            if time.time() < until:
+                raise GitHubError(429, f"GraphQL {route}: points nearly spent until {until:.0f}")
+            del self._spent[installation_id]
+        if installation_id not in app._warm:
+            # The first request fetches the token (shared with REST's client).
+            lock = app._locks.setdefault(installation_id, asyncio.Lock())
+            async with lock:
+                if installation_id not in app._warm:
+                    data = await self._query(query, variables, installation_id, route)
+                    app._warm.add(installation_id)
+                    return data
+        return await self._query(query, variables, installation_id, route)
+
+    async def _query(
+        self, query: str, variables: Mapping[str, Any], installation_id: int, route: str
+    ) -> Any:
+        client = self._client(installation_id)
+        points = 0
+        try:
+            response = await client.arequest(
+                "POST",
+                self._url(),
+                json={"query": query, "variables": dict(variables)},
+                headers={"Accept": "application/json"},
+            )
+        except RequestFailed as error:
+            status = error.response.status_code
+            self._count(status, 0, error.response.headers, installation_id)
+            if status == 401:
+                self._app.forget(installation_id)
+            raise GitHubError(status, f"GraphQL {route}") from None
+        except (RateLimitExceeded, RequestError, GitHubException) as error:
+            response_of = getattr(error, "response", None)
+            if response_of is not None:
+                self._count(response_of.status_code, 0, response_of.headers, installation_id)
+            raise GitHubError(503, f"GraphQL {route}: {error}") from None
+        status = response.status_code
+        body = response.raw_response.json() if response.content else None
+        cost = (body or {}).get("data", {}) if isinstance(body, Mapping) else {}
+        limit = cost.get("rateLimit") if isinstance(cost, Mapping) else None
+        if isinstance(limit, Mapping) and isinstance(limit.get("cost"), int):
+            points = int(limit["cost"])
+        if not isinstance(body, Mapping) or body.get("errors") or "data" not in body:
+            self._count(0, points, response.headers, installation_id)
+            errors = body.get("errors") if isinstance(body, Mapping) else None
+            raise GitHubError(status, f"GraphQL {route}: {str(errors)[:300]}")
+        self._count(status, points, response.headers, installation_id)
+        return body["data"]
+
+    def _url(self) -> str:
+        """``/graphql``; on GitHub Enterprise Server, ``/api/graphql`` beside ``/api/v3``."""
+        base = httpx.URL(self._app._base_url)
+        path = base.path.rstrip("/")
+        if path.endswith("/api/v3"):
+            path = path.removesuffix("/v3")
+        return str(base.copy_with(path=f"{path}/graphql", query=None))
+
+    def _client(self, installation_id: int) -> GitHub[Any]:
+        """A client that shares the REST client's token cache but never retries."""
+        client = self._clients.get(installation_id)
+        if client is None:
+            app = self._app
+            rest = app._client(installation_id)
+            client = GitHub(
+                AppInstallationAuthStrategy(app.app_id, app._key, installation_id),
+                base_url=app._base_url,
+                timeout=app._timeout,
+                auto_retry=False,
+                http_cache=False,
+                cache_strategy=rest.config.cache_strategy,
+                async_transport=app._transport,
+                user_agent="merge-gate",
+            )
+            self._clients[installation_id] = client
+        return client
+
+    def _count(
+        self, status: int, points: int, headers: httpx.Headers, installation_id: int
+    ) -> None:
+        stats = self._app.stats
+        stats.graphql_calls += 1
+        stats.graphql_points += points
+        if not 200 <= status < 300:
+            stats.graphql_failures += 1
+        remaining, reset = headers.get("x-ratelimit-remaining"), headers.get("x-ratelimit-reset")
+        if headers.get("x-ratelimit-resource") == "graphql" and remaining and remaining.isdigit():
+            stats.graphql_remaining = int(remaining)
+            if int(remaining) >= self._app.budgets.reserve:
+                self._spent.pop(installation_id, None)
+            elif reset and reset.isdigit():
+                self._spent[installation_id] = float(reset)
+                if len(self._spent) > MAX_CLIENTS:
+                    self._spent.popitem(last=False)
+        if self._on_count:
+            self._on_count(status, points)
 
 
 def _items(data: Any) -> list[Any]:

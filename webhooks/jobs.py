@@ -10,7 +10,6 @@ from older facts.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -34,9 +33,9 @@ from webhooks.events import (
     parse_key,
 )
 from webhooks.facts import ScanCache, record_confirmation, record_override, record_pusher
-from webhooks.github import Backoff, GitHubError
+from webhooks.github import Backoff
 from webhooks.publish import Publisher
-from webhooks.reader import Lists, get_pull, read_lists
+from webhooks.reader import get_pull
 from webhooks.service import Service
 from webhooks.store import Job
 
@@ -139,18 +138,10 @@ class Jobs:
         redo: bool,
     ) -> Decision | None:
         # The named pull request's lists are read beside the look-up of the head's
-        # pull requests (one round trip, not two); they serve only if they end at
-        # the head the look-up finds (see webhooks.reader.read_snapshot).
-        lookup = self._evaluator.head(
+        # pull requests (see Evaluator.head); they serve only at the head it finds.
+        head = await self._evaluator.head(
             installation_id=installation, repo=repo, sha=sha, number=number
         )
-        known: dict[int, Lists] = {}
-        if number is None:
-            head = await lookup
-        else:
-            head, lists = await asyncio.gather(lookup, self._prefetch(installation, repo, number))
-            if lists is not None:
-                known[number] = lists
         try:
             async with commitlock.hold(
                 self._svc.store,
@@ -164,10 +155,7 @@ class Jobs:
                         installation_id=installation, repo=repo, sha=head.sha, number=None
                     )
                 decision = await self._evaluator.commit(
-                    installation_id=installation,
-                    repo=repo,
-                    head=head,
-                    known={} if held.waited else known,
+                    installation_id=installation, repo=repo, head=head
                 )
                 if decision is not None:
                     if held.lost():
@@ -185,15 +173,6 @@ class Jobs:
                 1.0, f"commit {head.sha[:12]} is being published elsewhere", waiting=True
             ) from None
         return decision
-
-    async def _prefetch(self, installation: int, repo: str, number: int) -> Lists | None:
-        """The lists, or None when they cannot be read now (read again, with errors, later)."""
-        try:
-            return await read_lists(
-                self._svc.gh, installation_id=installation, repo=repo, number=number
-            )
-        except (GitHubError, Backoff):
-            return None
 
     async def _record_close(self, installation: int, intent: PullChanged, delivery_id: str) -> None:
         svc = self._svc

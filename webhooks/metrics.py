@@ -121,6 +121,21 @@ class Metrics:
         self.rate_limit_remaining = Gauge(
             "merge_gate_github_rate_limit_remaining", "Last seen x-ratelimit-remaining", registry=r
         )
+        # GraphQL is counted apart: its budget is GitHub's "graphql" resource, in points.
+        self.graphql_calls = Counter(
+            "merge_gate_github_graphql_calls",
+            "GitHub GraphQL queries by result (failed: an HTTP error or errors in the body)",
+            ["result"],
+            registry=r,
+        )
+        self.graphql_points = Counter(
+            "merge_gate_github_graphql_points", "GraphQL rate-limit points spent", registry=r
+        )
+        self.graphql_remaining = Gauge(
+            "merge_gate_github_graphql_rate_limit_remaining",
+            "Last seen x-ratelimit-remaining of the graphql resource",
+            registry=r,
+        )
         self.queue_depth = Gauge("merge_gate_queue_depth", "Pending deliveries", registry=r)
         self.queue_lag = Gauge(
             "merge_gate_queue_lag_seconds", "Age of the oldest pending delivery", registry=r
@@ -146,6 +161,12 @@ class Metrics:
         route = route.removeprefix(f"{method} ") or "unnamed"
         label = f"{method} {route}"
         self.github_calls.labels(route=label[:80], status=f"{status // 100}xx").inc()
+
+    def github_graphql(self, status: int, points: int) -> None:
+        """Count one GraphQL query; status 0 when it was refused for its body."""
+        ok = 200 <= status < 300
+        self.graphql_calls.labels(result="ok" if ok else "failed").inc()
+        self.graphql_points.inc(points)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

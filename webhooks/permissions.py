@@ -106,6 +106,12 @@ OPERATIONS: Mapping[tuple[str, str], Need] = MappingProxyType(
         ("GET", "/repos/{owner}/{repo}/pulls"): Need(
             "pull_requests", why="find fork pull requests by head SHA (not linked to commits)"
         ),
+        # GraphQL: https://docs.github.com/graphql/reference/objects#pullrequest (an
+        # installation token reads what the same REST calls would).
+        ("POST", "/graphql"): Need(
+            "pull_requests",
+            why="read a head's pull requests, their reviews and commits in one query",
+        ),
         # Issues: https://docs.github.com/rest/issues/comments#create-an-issue-comment
         # ("Issues" or "Pull requests" write; on a pull request the latter suffices).
         ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments"): Need(
@@ -200,6 +206,7 @@ SERVICE_OPERATIONS: tuple[tuple[str, str], ...] = (
     ("GET", "/repos/{owner}/{repo}/commits/{ref}/check-runs"),
     ("GET", "/repos/{owner}/{repo}/commits/{commit_sha}/pulls"),
     ("GET", "/repos/{owner}/{repo}/pulls"),
+    ("POST", "/graphql"),
     ("GET", "/repos/{owner}/{repo}/compare/{basehead}"),
     ("GET", "/orgs/{org}/teams/{team_slug}/members"),
     ("GET", "/orgs/{org}/teams/{team_slug}/memberships/{username}"),

@@ -30,6 +30,8 @@ async def metrics_response(service: Service) -> Response:
         pass
     if service.gh.stats.rate_limit_remaining is not None:
         metrics.rate_limit_remaining.set(service.gh.stats.rate_limit_remaining)
+    if service.gh.stats.graphql_remaining is not None:
+        metrics.graphql_remaining.set(service.gh.stats.graphql_remaining)
     return Response(metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -220,7 +220,15 @@ class Lists:
         commit keeps its old date), so the last one listed need not be the head: the
         lists are ``head``'s when it is among them and no listed commit descends from
         it. A list that may be cut short (GitHub's 250) proves nothing either way.
+
+        The files list names the commit it was read at: each entry's
+        ``contents_url`` ends in ``?ref=<head sha>``
+        (https://docs.github.com/rest/pulls/pulls#list-pull-requests-files); files
+        read at another commit (the lists are read concurrently, and a push may
+        land between them) are another commit's too.
         """
+        if any(ref != head for ref in _file_refs(self.files)):
+            return True
         if not self.commits or len(self.commits) >= GITHUB_COMMIT_LIMIT:
             return False
         shas = {str(c.get("sha") or "") for c in self.commits}
@@ -228,41 +236,71 @@ class Lists:
         return head not in shas or head in parents
 
 
+def _file_refs(files: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The commits a files list says it was read at (a removed file's entry is not asked)."""
+    refs: set[str] = set()
+    for item in files:
+        url = item.get("contents_url")
+        if item.get("status") == "removed" or not isinstance(url, str):
+            continue
+        query = url.partition("?")[2]
+        for pair in query.split("&"):
+            key, _, value = pair.partition("=")
+            if key == "ref" and len(value) == 40:
+                refs.add(value)
+    return refs
+
+
 class HeadMoved(Exception):
     """The pull request's head moved while it was read: its lists describe another commit."""
 
 
-async def read_lists(gh: GitHubApp, *, installation_id: int, repo: str, number: int) -> Lists:
-    """Files, reviews and commits of pull request ``number``, read concurrently."""
+async def read_files(
+    gh: GitHubApp, *, installation_id: int, repo: str, number: int
+) -> tuple[list[Any], tuple[str, ...]]:
+    """Pull request ``number``'s files, and ``("files",)`` when the list was cut short."""
+    cut: list[str] = []
+    files = await _whole(
+        gh,
+        f"/repos/{repo}/pulls/{number}/files",
+        installation_id=installation_id,
+        route="/pulls/{n}/files",
+        name="files",
+        cut=cut,
+    )
+    return files, tuple(cut)
+
+
+async def read_lists(
+    gh: GitHubApp,
+    *,
+    installation_id: int,
+    repo: str,
+    number: int,
+    files: bool = True,
+    reviews: bool = True,
+    commits: bool = True,
+) -> Lists:
+    """Files, reviews and commits of pull request ``number``, read concurrently.
+
+    A list not asked for (``False``: read elsewhere) comes back empty.
+    """
     base = f"/repos/{repo}/pulls/{number}"
     cut: list[str] = []
-    files, reviews, commits = await asyncio.gather(
-        _whole(
-            gh,
-            f"{base}/files",
-            installation_id=installation_id,
-            route="/pulls/{n}/files",
-            name="files",
-            cut=cut,
-        ),
-        _whole(
-            gh,
-            f"{base}/reviews",
-            installation_id=installation_id,
-            route="/pulls/{n}/reviews",
-            name="reviews",
-            cut=cut,
-        ),
-        _whole(
-            gh,
-            f"{base}/commits",
-            installation_id=installation_id,
-            route="/pulls/{n}/commits",
-            name="commits",
-            cut=cut,
-        ),
+
+    async def one(wanted: bool, name: str, route: str) -> list[Any]:
+        if not wanted:
+            return []
+        return await _whole(
+            gh, f"{base}/{name}", installation_id=installation_id, route=route, name=name, cut=cut
+        )
+
+    found = await asyncio.gather(
+        one(files, "files", "/pulls/{n}/files"),
+        one(reviews, "reviews", "/pulls/{n}/reviews"),
+        one(commits, "commits", "/pulls/{n}/commits"),
     )
-    return Lists(files=files, reviews=reviews, commits=commits, cut=tuple(cut))
+    return Lists(files=found[0], reviews=found[1], commits=found[2], cut=tuple(cut))
 
 
 async def read_snapshot(

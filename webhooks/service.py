@@ -64,6 +64,7 @@ async def build(
         private_key=settings.app_key_pem(),
         base_url=settings.github_api_url,
         on_call=metrics.github_call,
+        on_graphql=metrics.github_graphql,
         transport=github_transport,
         rate_limit_reserve=settings.rate_limit_reserve,
     )

@@ -198,7 +198,7 @@ class FakeGitHub(GitHubState):
                     inc.query,
                     inc.json,
                     resp.status,
-                    inc.route.operation if inc.route else None,
+                    inc.route.operation if inc.route else _graphql_operation(inc),
                     dict(req.headers),
                 )
             )
@@ -293,11 +293,25 @@ class FakeGitHub(GitHubState):
         return self._count(resp)
 
     def _graphql(self, inc: _Incoming) -> RawResponse:
-        """GitHub's GraphQL endpoint, for personal tokens (see :mod:`.graphql`)."""
+        """GitHub's GraphQL endpoint (see :mod:`.graphql`), for user and installation tokens.
+
+        Its budget is its own, in points (``x-ratelimit-resource: graphql``); queued
+        and chaos faults apply as to REST, and :meth:`fail_graphql` fails it alone.
+        """
         scheme, _, credential = inc.req.headers.get("authorization", "").partition(" ")
+        credential = credential.strip()
+        token = auth.lookup_token(credential)
         with self.lock:
-            viewer = self.user_tokens.get(credential.strip())
-        if scheme.lower() not in ("bearer", "token") or viewer is None:
+            viewer = self.user_tokens.get(credential)
+            installation = (
+                token.installation_id
+                if token is not None
+                and not token.expired
+                and credential not in self.revoked_tokens
+                and token.installation_id in self.installations
+                else None
+            )
+        if scheme.lower() not in ("bearer", "token") or (viewer is None and installation is None):
             return _error(ApiError(401, "Bad credentials"))
         body = inc.json if isinstance(inc.json, dict) else {}
         query, variables = body.get("query"), body.get("variables")
@@ -305,11 +319,51 @@ class FakeGitHub(GitHubState):
         if problem is not None:
             self._violate(inc, f"GraphQL request GitHub's schema rejects: {problem}")
             return _encode(Reply(body={"errors": [{"message": problem}]}))
+        injected = self._injected_fault()
+        chaos = self.chaos_fault("POST /graphql") if injected is None else None
         with self.lock:
-            answer = graphql.execute(
-                self, self.base_url, viewer=viewer, query=str(query), variables=variables
+            failure = self.graphql_failure
+        if injected is not None:
+            return injected
+        if chaos is not None:
+            return RawResponse(0, drop=True) if chaos == "timeout" else self._chaos_answer(chaos)
+        if isinstance(failure, Fault):
+            return self._fault_answer(failure)
+        points = graphql.cost(str(query), variables)
+        with self.lock:
+            exhausted = self.graphql_rate_limit_remaining < points
+            if not exhausted:
+                self.graphql_rate_limit_remaining -= points
+        if exhausted or isinstance(failure, str):
+            message = failure if isinstance(failure, str) else "API rate limit exceeded"
+            kind = "SERVICE_UNAVAILABLE" if isinstance(failure, str) else "RATE_LIMITED"
+            resp = _encode(Reply(body={"errors": [{"type": kind, "message": message}]}))
+        else:
+            with self.lock:
+                answer = graphql.execute(
+                    self,
+                    self.base_url,
+                    viewer=viewer,
+                    query=str(query),
+                    variables=variables,
+                    installation=installation,
+                    repositories=token.repositories if token is not None else None,
+                    points=points,
+                )
+            resp = _encode(Reply(body=answer))
+        with self.lock:
+            resp.headers.update(
+                {
+                    "x-ratelimit-limit": str(self.graphql_rate_limit),
+                    "x-ratelimit-remaining": str(self.graphql_rate_limit_remaining),
+                    "x-ratelimit-reset": str(self.rate_limit_reset),
+                    "x-ratelimit-used": str(
+                        self.graphql_rate_limit - self.graphql_rate_limit_remaining
+                    ),
+                    "x-ratelimit-resource": "graphql",
+                }
             )
-        return self._count(_encode(Reply(body=answer)))
+        return resp
 
     # -------------------------------------------------------------- helpers
 
@@ -419,18 +473,27 @@ class FakeGitHub(GitHubState):
     def _add_standard_headers(self, resp: RawResponse) -> None:
         with self.lock:
             remaining = self.rate_limit_remaining
-            resp.headers.update(
-                {
-                    "x-ratelimit-limit": str(self.rate_limit),
-                    "x-ratelimit-remaining": str(remaining),
-                    "x-ratelimit-reset": str(self.rate_limit_reset),
-                    "x-ratelimit-used": str(max(self.rate_limit - remaining, 0)),
-                    "x-ratelimit-resource": "core",
-                }
-            )
+            # GraphQL's answers carry its own budget (set by _graphql).
+            if resp.headers.get("x-ratelimit-resource") != "graphql":
+                resp.headers.update(
+                    {
+                        "x-ratelimit-limit": str(self.rate_limit),
+                        "x-ratelimit-remaining": str(remaining),
+                        "x-ratelimit-reset": str(self.rate_limit_reset),
+                        "x-ratelimit-used": str(max(self.rate_limit - remaining, 0)),
+                        "x-ratelimit-resource": "core",
+                    }
+                )
         resp.headers.setdefault("x-github-request-id", uuid.uuid4().hex[:20].upper())
         resp.headers.setdefault("x-github-api-version-selected", "2022-11-28")
         resp.headers.setdefault("Vary", "Accept, Authorization, Cookie, X-GitHub-OTP")
+
+
+def _graphql_operation(inc: _Incoming) -> str | None:
+    """GraphQL calls are logged as one operation, so call counts tell them from REST."""
+    if inc.req.method == "POST" and inc.path in ("/graphql", "/api/graphql"):
+        return "POST /graphql"
+    return None
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -482,6 +545,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
         body = self._read_body(headers)
+        if body is None:
+            # The client went away mid-request (a killed process): GitHub never
+            # received a request, so there is nothing to answer or to judge.
+            self.close_connection = True
+            return
         resp = self.server.fake.handle(RawRequest(self.command, self.path, headers, body))
         if resp.drop:
             self.close_connection = True
@@ -494,7 +562,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(resp.body)
 
-    def _read_body(self, headers: Mapping[str, str]) -> bytes:
+    def _read_body(self, headers: Mapping[str, str]) -> bytes | None:
+        """The body, or None when the connection closed before all of it arrived."""
         if headers.get("transfer-encoding", "").lower() == "chunked":
             chunks: list[bytes] = []
             while True:
@@ -505,7 +574,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chunks.append(self.rfile.read(size))
                 self.rfile.readline()
         length = int(headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        return body if len(body) == length else None
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _serve
 

@@ -114,6 +114,11 @@ class GitHubState:
             self.rate_limit = 5000
             self.rate_limit_remaining = 5000
             self.rate_limit_reset = int(time.time()) + 3600
+            #: GraphQL's own budget, in points (``x-ratelimit-resource: graphql``).
+            self.graphql_rate_limit = 5000
+            self.graphql_rate_limit_remaining = 5000
+            #: Set by :meth:`fail_graphql`: every ``POST /graphql`` fails so, until cleared.
+            self.graphql_failure: Fault | str | None = None
             #: Team slugs (``"slug"`` or ``"org/slug"``) that cannot be requested as reviewers.
             self.teams_without_access: set[str] = set()
             #: Also check each 2xx answer against the description (~1-7 ms a call);
@@ -817,6 +822,19 @@ class GitHubState:
         """The next ``n`` valid requests hit GitHub's secondary rate limit (403 + retry-after)."""
         with self.lock:
             self.faults.extend(Fault(403, retry_after) for _ in range(n))
+
+    def fail_graphql(self, failure: int | str | None = 502) -> None:
+        """Every ``POST /graphql`` fails until ``fail_graphql(None)``.
+
+        An int is an HTTP status (403: GitHub's secondary rate limit); a string is
+        answered 200 with that message in ``errors``, as GitHub reports a query it
+        could not run.
+        """
+        with self.lock:
+            if failure is None or isinstance(failure, str):
+                self.graphql_failure = failure
+            else:
+                self.graphql_failure = Fault(failure, 1 if failure == 403 else None)
 
     def chaos(
         self,
