@@ -7,7 +7,9 @@ the answer goes back in that agent's protocol (:mod:`gate.agents.protocols`). St
 2. find the repository from the event's ``cwd`` (else the process's), and read the
    policy and CODEOWNERS from the **base** ref (``--base``, else ``origin/HEAD``, ``main``,
    ``master``) with one ``git cat-file --batch``, exactly the files the merge gate reads:
-   what the agent changes in its working tree changes nothing;
+   what the agent changes in its working tree changes nothing; and, where the merge gate
+   would apply the organisation's policy (no repository policy, or ``extend: org``), read
+   it from the file ``$GATE_ORG_POLICY_FILE`` names (:func:`read_org_policy`);
 3. decide with :mod:`gate.agents.decision` (the merge gate's classifier);
 4. append the decision to the signed, hash-chained audit log in the state directory
    (``$GATE_DATA_DIR``, else ``$XDG_STATE_HOME/merge-gate``, else
@@ -18,8 +20,8 @@ the answer goes back in that agent's protocol (:mod:`gate.agents.protocols`). St
    :data:`FORWARD_TIMEOUT` seconds; what is not sent waits in ``outbox.jsonl``.
 
 Fails closed: an unreadable event, an unknown tool, a repository without a base ref,
-a policy that does not parse, a failed audit append or any internal error answers
-**deny** in the agent's protocol.
+a policy that does not parse, an organisation policy that applies but cannot be had,
+a failed audit append or any internal error answers **deny** in the agent's protocol.
 
 Cold start matters (it runs before every tool call): ``gate-hook`` asks the user's
 resident decision process (:mod:`webhooks.commands.hook_client`,
