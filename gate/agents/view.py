@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from gate.policy import LoadedPolicy
 
 #: Bump when the shape below changes: cached views of another version are rebuilt.
-VIEW_VERSION = 2
+VIEW_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,8 @@ class PolicyView:
     unseen_content_tier: str
     secrets: SecretsView = SecretsView()
     gated_tests: GatedTestsView = GatedTestsView()
+    #: ``"org"``: the organisation's policy applies too, as a floor (``extend: org``).
+    extend: str | None = None
 
     def rank(self, tier: str) -> int:
         return [t.name for t in self.tiers].index(tier)
@@ -136,6 +138,7 @@ def view_of(loaded: LoadedPolicy) -> LoadedView:
         unseen_content_tier=rules.unseen_content_tier,
         secrets=SecretsView(allowed_fingerprints=rules.secrets.allowed_fingerprints),
         gated_tests=GatedTestsView(tier=rules.gated_tests.tier, from_=rules.gated_tests.from_),
+        extend=rules.extend,
     )
     cites = {key: loaded.cite(*key) for key in _keys(policy)}
     return LoadedView(policy=policy, path=loaded.path, blob=loaded.blob, cites=cites)
@@ -167,6 +170,7 @@ def to_json(view: LoadedView) -> dict[str, Any]:
         "unseen_content_tier": p.unseen_content_tier,
         "allowed_fingerprints": list(p.secrets.allowed_fingerprints),
         "gated_tests": {"tier": p.gated_tests.tier, "from": list(p.gated_tests.from_)},
+        "extend": p.extend,
         "cites": [[list(key), text] for key, text in view.cites.items()],
     }
 
@@ -210,6 +214,7 @@ def from_json(data: Mapping[str, Any]) -> LoadedView:
                 else str(data["gated_tests"]["tier"]),
                 from_=tuple(str(t) for t in data["gated_tests"]["from"]),
             ),
+            extend=None if data["extend"] is None else str(data["extend"]),
         )
         cites = {tuple(key): str(text) for key, text in data["cites"]}
         return LoadedView(

@@ -7,7 +7,9 @@ the answer goes back in that agent's protocol (:mod:`gate.agents.protocols`). St
 2. find the repository from the event's ``cwd`` (else the process's), and read the
    policy and CODEOWNERS from the **base** ref (``--base``, else ``origin/HEAD``, ``main``,
    ``master``) with one ``git cat-file --batch``, exactly the files the merge gate reads:
-   what the agent changes in its working tree changes nothing;
+   what the agent changes in its working tree changes nothing; and, where the merge gate
+   would apply the organisation's policy (no repository policy, or ``extend: org``), read
+   it from the file ``$GATE_ORG_POLICY_FILE`` names (:func:`read_org_policy`);
 3. decide with :mod:`gate.agents.decision` (the merge gate's classifier);
 4. append the decision to the signed, hash-chained audit log in the state directory
    (``$GATE_DATA_DIR``, else ``$XDG_STATE_HOME/merge-gate``, else
@@ -18,8 +20,8 @@ the answer goes back in that agent's protocol (:mod:`gate.agents.protocols`). St
    :data:`FORWARD_TIMEOUT` seconds; what is not sent waits in ``outbox.jsonl``.
 
 Fails closed: an unreadable event, an unknown tool, a repository without a base ref,
-a policy that does not parse, a failed audit append or any internal error answers
-**deny** in the agent's protocol.
+a policy that does not parse, an organisation policy that applies but cannot be had,
+a failed audit append or any internal error answers **deny** in the agent's protocol.
 
 Cold start matters (it runs before every tool call): ``gate-hook`` asks the user's
 resident decision process (:mod:`webhooks.commands.hook_client`,
@@ -54,6 +56,12 @@ if TYPE_CHECKING:
 STATE_ENV = "GATE_DATA_DIR"
 AUDIT_URL_ENV = "GATE_AUDIT_URL"
 TOKEN_ENV = "GATE_AGENT_TOKEN"  # noqa: S105 - a variable name
+#: The organisation's policy: a file the agent cannot write, named in the agent's
+#: managed (organisation-wide) settings. The merge gate reads the same policy from
+#: ``OWNER/.github``.
+ORG_POLICY_ENV = "GATE_ORG_POLICY_FILE"
+#: Longest organisation policy read, in bytes (a policy is a few kilobytes).
+MAX_ORG_POLICY_BYTES = 1024 * 1024
 #: Longest the answer's process waits on forwarding, in seconds.
 FORWARD_TIMEOUT = 0.3
 #: Same as ``gate.policy.POLICY_PATH`` (not imported: that module loads pydantic).
@@ -72,6 +80,10 @@ _EXIT_USAGE = 2
 
 class HookError(Exception):
     """The hook cannot decide (no repository, no base ref, invalid policy): deny."""
+
+
+class OrgPolicyError(HookError):
+    """The organisation's policy applies but cannot be had: deny every action."""
 
 
 def state_dir(env: Mapping[str, str] = os.environ) -> Path:
@@ -221,6 +233,108 @@ def read_base(root: Path, base: str | None) -> Base:
     raise HookError(f"no base ref ({tried}) in {root}: the policy cannot be read from it")
 
 
+# --- the organisation's policy -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrgPolicy:
+    """The organisation's policy file: its path and exact bytes' SHA-256, and its text."""
+
+    path: str
+    sha: str
+    text: str
+
+
+def read_org_policy(env: Mapping[str, str]) -> OrgPolicy | None:
+    """The file ``$GATE_ORG_POLICY_FILE`` names, or None when it is unset.
+
+    The file must be one the agent cannot write: a regular file (a FIFO or device is not
+    read) that neither its group nor others may write, in a directory they may not write
+    either (else it could be replaced). Anything else raises :class:`OrgPolicyError`:
+    the hook would decide on rules the agent could have chosen."""
+    import hashlib
+    import stat
+
+    name = env.get(ORG_POLICY_ENV)
+    if not name:
+        return None
+    path = Path(name)
+    if not path.is_absolute():
+        raise OrgPolicyError(f"{ORG_POLICY_ENV}={name} is not an absolute path")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as error:
+        raise OrgPolicyError(
+            f"the organisation's policy {ORG_POLICY_ENV}={name} cannot be opened ({error.strerror})"
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OrgPolicyError(f"the organisation's policy {name} is not a regular file")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise OrgPolicyError(
+                f"the organisation's policy {name} is writable by others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}); make it 0644 or stricter"
+            )
+        try:
+            parent = os.stat(path.parent)
+        except OSError as error:
+            raise OrgPolicyError(f"{path.parent} cannot be read ({error.strerror})") from None
+        if parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise OrgPolicyError(
+                f"the organisation's policy {name} is in a directory others may write "
+                f"({path.parent}, mode {stat.S_IMODE(parent.st_mode):04o})"
+            )
+        data = os.read(fd, MAX_ORG_POLICY_BYTES + 1)
+        while len(data) <= MAX_ORG_POLICY_BYTES and (more := os.read(fd, 65536)):
+            data += more
+    except OSError as error:
+        raise OrgPolicyError(f"the organisation's policy {name} cannot be read ({error})") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_ORG_POLICY_BYTES:
+        raise OrgPolicyError(
+            f"the organisation's policy {name} is larger than {MAX_ORG_POLICY_BYTES} bytes"
+        )
+    return OrgPolicy(
+        path=str(path),
+        sha=hashlib.sha256(data).hexdigest(),
+        text=data.decode("utf-8", "replace"),
+    )
+
+
+def with_org(
+    rules: Rules, base: Base, *, env: Mapping[str, str], cache_dir: Path | None
+) -> tuple[Rules, Rules | None, OrgPolicy | None]:
+    """The rules to decide under, and the organisation's floor, as the merge gate takes
+    them (``gate.decide.decide``): a repository without a policy is governed by the
+    organisation's; one saying ``extend: org`` by both, the stricter verdict winning;
+    ``extend: org`` without an organisation policy denies everything."""
+    import dataclasses
+
+    from webhooks.commands.hook_cache import PolicyUnreadable, cached_policy
+
+    extends = base.policy is not None and rules.policy.policy.extend == "org"
+    if base.policy is not None and not extends:
+        return rules, None, None
+    org = read_org_policy(env)
+    if org is None:
+        if not extends:
+            return rules, None, None
+        raise OrgPolicyError(
+            f"{base.ref}:{POLICY_PATH} says 'extend: org' but no organisation policy is "
+            f"configured: set {ORG_POLICY_ENV} to its file in the agent's managed settings"
+        )
+    try:
+        view = cached_policy(
+            text=org.text, blob=org.sha, ref=base.ref, cache_dir=cache_dir, path=org.path
+        )
+    except PolicyUnreadable as error:
+        raise OrgPolicyError(str(error)) from None
+    under_org = dataclasses.replace(rules, policy=view)
+    return (rules, under_org, org) if extends else (under_org, None, org)
+
+
 # --- resolving paths and edits -------------------------------------------------------------
 
 
@@ -352,8 +466,19 @@ def decide(
     cwd: Path,
     root: Path,
     state: Path | None = None,
+    floor: Rules | None = None,
 ) -> Verdict:
-    """The verdict on ``action``: the strictest over every file and command it touches."""
+    """The verdict on ``action``: the strictest over every file and command it touches.
+
+    ``floor``: the organisation's rules, for a policy saying ``extend: org``; the action
+    is judged under both and the stricter verdict wins (the repository's on a tie), as
+    the merge gate's ``gate.tree.floor`` keeps the most restrictive outcome."""
+    if floor is not None:
+        ours = decide(action, rules, facts=facts, cwd=cwd, root=root, state=state)
+        theirs = decide(action, floor, facts=facts, cwd=cwd, root=root, state=state)
+        found = strictest([ours, theirs])
+        assert found is not None
+        return found
     from gate.agents import decision
 
     own = _own_state(action, facts, cwd=cwd, root=root, state=state)
@@ -504,6 +629,7 @@ def evaluate(
 
     action: Action | None = None
     base: Base | None = None
+    org: OrgPolicy | None = None
     try:
         cwd = cwd or Path.cwd()
     except OSError as error:
@@ -519,7 +645,9 @@ def evaluate(
         command = action.command
         facts = analyse(command, base_branches=base.branches) if command is not None else None
         writes = bool(action.writes or (facts is not None and facts.writes))
-        rules = load_rules(base, cache_dir=state_dir(env) / "policy-cache", writes=writes)
+        cache_dir = state_dir(env) / "policy-cache"
+        rules = load_rules(base, cache_dir=cache_dir, writes=writes)
+        rules, floor, org = with_org(rules, base, env=env, cache_dir=cache_dir)
         verdict = decide(
             action,
             rules,
@@ -527,14 +655,19 @@ def evaluate(
             cwd=cwd,
             root=root.resolve(),
             state=state_dir(env).resolve(),
+            floor=floor,
         )
     except BadEvent as error:
         verdict = deny(str(error), rule="hook.event")
+    except OrgPolicyError as error:
+        verdict = deny(str(error), rule="hook.org_policy")
     except (HookError, PolicyUnreadable) as error:
         verdict = deny(str(error))
     except Exception as error:
         verdict = deny(f"internal error: {type(error).__name__}: {error}")
     fields = audit_fields(agent=agent, action=action, verdict=verdict, base=base, cwd=cwd)
+    if org is not None:
+        fields["org_policy"] = f"{org.path}@sha256:{org.sha}"
     try:
         fields["seq"] = record(fields, directory=state_dir(env), now=now)
     except Exception as error:

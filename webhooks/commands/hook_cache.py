@@ -46,32 +46,39 @@ def _code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def source_digest(text: str | None, blob: str = "") -> str:
-    """SHA-256 of the exact text an entry is built from and of the blob sha its
-    citations name (``builtin`` for no policy)."""
+def source_digest(text: str | None, blob: str = "", path: str | None = None) -> str:
+    """SHA-256 of the exact text an entry is built from, of the blob sha its citations
+    name (``builtin`` for no policy) and, for a policy read from another file than the
+    base ref's (the organisation's), of that file's path, which its citations name too."""
     if text is None:
         return "builtin"
-    return hashlib.sha256(f"{blob}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+    head = blob if path is None else f"{path}\0{blob}"
+    return hashlib.sha256(f"{head}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def cache_key(text: str | None, blob: str = "") -> str:
-    return f"{source_digest(text, blob)}-{_code_digest()}"
+def cache_key(text: str | None, blob: str = "", path: str | None = None) -> str:
+    return f"{source_digest(text, blob, path)}-{_code_digest()}"
 
 
-def parse_view(*, text: str | None, blob: str, ref: str) -> LoadedView:
-    """Parse with the merge gate's parser; raises ``PolicyUnreadable`` naming the first error."""
+def parse_view(*, text: str | None, blob: str, ref: str, path: str | None = None) -> LoadedView:
+    """Parse with the merge gate's parser; raises ``PolicyUnreadable`` naming the first error.
+
+    ``path``: the organisation's policy file, cited instead of ``ref:POLICY_PATH``."""
     from gate.agents.view import view_of
     from gate.defaults import load_policy
     from gate.policy import POLICY_PATH, InvalidPolicy
 
     try:
-        loaded = load_policy(text, blob=blob)
+        loaded = (
+            load_policy(text, blob=blob)
+            if path is None
+            else load_policy(text, blob=blob, path=path)
+        )
     except InvalidPolicy as error:
-        first = error.errors[0].format(f"{ref}:{POLICY_PATH}")
+        first = error.errors[0].format(f"{ref}:{POLICY_PATH}" if path is None else path)
         more = f" (and {len(error.errors) - 1} more)" if len(error.errors) > 1 else ""
-        raise PolicyUnreadable(
-            f"the policy on the base ref does not parse: {first}{more}"
-        ) from None
+        what = "the policy on the base ref" if path is None else "the organisation's policy"
+        raise PolicyUnreadable(f"{what} does not parse: {first}{more}") from None
     return view_of(loaded)
 
 
@@ -138,18 +145,23 @@ def _load(path: Path, *, key: bytes, source: str) -> LoadedView | None:
         return None
 
 
-def cached_policy(*, text: str | None, blob: str, ref: str, cache_dir: Path | None) -> LoadedView:
-    """The view of the base policy ``text``, from the cache when a verified entry is there."""
+def cached_policy(
+    *, text: str | None, blob: str, ref: str, cache_dir: Path | None, path: str | None = None
+) -> LoadedView:
+    """The view of the policy ``text``, from the cache when a verified entry is there.
+
+    ``path``: the organisation's policy file (None: the base ref's policy); it is part
+    of the key, as its citations name it."""
     if cache_dir is None:
-        return parse_view(text=text, blob=blob, ref=ref)
-    source = source_digest(text, blob)
-    path = cache_dir / f"{cache_key(text, blob)}.json"
+        return parse_view(text=text, blob=blob, ref=ref, path=path)
+    source = source_digest(text, blob, path)
+    entry_path = cache_dir / f"{cache_key(text, blob, path)}.json"
     key = _read_key(cache_dir) if _private_dir(cache_dir) else None
     if key is not None:
-        found = _load(path, key=key, source=source)
+        found = _load(entry_path, key=key, source=source)
         if found is not None:
             return found
-    view = parse_view(text=text, blob=blob, ref=ref)
+    view = parse_view(text=text, blob=blob, ref=ref, path=path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not _private_dir(cache_dir):
@@ -159,11 +171,11 @@ def cached_policy(*, text: str | None, blob: str, ref: str, cache_dir: Path | No
             return view
         data = to_json(view)
         entry = {"source": source, "view": data, "mac": _mac(key, source, data)}
-        partial = path.with_suffix(f".{os.urandom(6).hex()}.tmp")  # per writer, threads too
+        partial = entry_path.with_suffix(f".{os.urandom(6).hex()}.tmp")  # per writer, threads too
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(entry, out)
-        os.replace(partial, path)  # atomic: a concurrent reader sees all or nothing
+        os.replace(partial, entry_path)  # atomic: a concurrent reader sees all or nothing
     except OSError:
         pass  # a cache that cannot be written only costs time
     return view
