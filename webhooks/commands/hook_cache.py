@@ -22,10 +22,10 @@ import hashlib
 import hmac
 import json
 import os
-import stat
 from pathlib import Path
 
 from gate.agents.view import VIEW_VERSION, LoadedView, from_json, to_json
+from webhooks.commands.hook_client import private_dir
 
 _SOURCES = ("policy.py", "defaults.py")
 KEY_FILE = ".key"
@@ -80,19 +80,6 @@ def parse_view(*, text: str | None, blob: str, ref: str, path: str | None = None
         what = "the policy on the base ref" if path is None else "the organisation's policy"
         raise PolicyUnreadable(f"{what} does not parse: {first}{more}") from None
     return view_of(loaded)
-
-
-def _private_dir(directory: Path) -> bool:
-    """The directory is ours and nobody else can write in it (no symlink followed)."""
-    try:
-        info = os.lstat(directory)
-    except OSError:
-        return False
-    return (
-        stat.S_ISDIR(info.st_mode)
-        and info.st_uid == os.getuid()
-        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    )
 
 
 def _read_key(directory: Path) -> bytes | None:
@@ -156,7 +143,7 @@ def cached_policy(
         return parse_view(text=text, blob=blob, ref=ref, path=path)
     source = source_digest(text, blob, path)
     entry_path = cache_dir / f"{cache_key(text, blob, path)}.json"
-    key = _read_key(cache_dir) if _private_dir(cache_dir) else None
+    key = _read_key(cache_dir) if private_dir(str(cache_dir)) else None
     if key is not None:
         found = _load(entry_path, key=key, source=source)
         if found is not None:
@@ -164,7 +151,7 @@ def cached_policy(
     view = parse_view(text=text, blob=blob, ref=ref, path=path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not _private_dir(cache_dir):
+        if not private_dir(str(cache_dir)):
             return view
         key = key or _read_key(cache_dir) or _new_key(cache_dir)
         if key is None:
