@@ -119,3 +119,28 @@ def test_installed_files_are_what_each_agent_parses(agent: str, tmp_path: Path) 
         assert f"exec gate-hook --agent {agent}" in done.stdout
     else:
         assert f"gate-hook --agent {agent}" in json.dumps(json.loads(done.stdout))
+
+
+def test_doctor_says_what_the_hook_makes_of_the_organisation_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GATE_ORG_POLICY_FILE", raising=False)
+    assert "GATE_ORG_POLICY_FILE is not set" in gate("doctor", cwd=tmp_path).stdout
+
+    monkeypatch.setenv("GATE_ORG_POLICY_FILE", str(tmp_path / "absent.yml"))
+    assert "organisation policy: refused" in gate("doctor", cwd=tmp_path).stdout
+
+    org = tmp_path / "org" / "merge-gate.yml"
+    org.parent.mkdir(mode=0o755)
+    org.write_text("version: 1\n")
+    org.chmod(0o644)
+    monkeypatch.setenv("GATE_ORG_POLICY_FILE", str(org))
+    line = next(
+        line for line in gate("doctor", cwd=tmp_path).stdout.splitlines() if "organisation" in line
+    )
+    # Whoever runs the doctor can write the file here, so an agent running as them could.
+    assert os.access(org, os.W_OK)
+    assert "WARNING: this user can write it" in line
+
+    org.chmod(0o666)
+    assert "writable by others" in gate("doctor", cwd=tmp_path).stdout

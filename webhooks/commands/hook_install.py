@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from collections.abc import Mapping
@@ -193,7 +194,34 @@ def doctor(args: argparse.Namespace) -> int:
             print(f"{agent:12} {scope:8} {state:20} {path}")
     if not any_wired:
         print("no agent is wired to gate hook: run `gate hook install --agent NAME`")
+    print(org_policy_state(os.environ))
     return 0 if any_wired else 1
+
+
+def org_policy_state(env: Mapping[str, str]) -> str:
+    """What the hook makes of ``$GATE_ORG_POLICY_FILE``, in one line for the doctor.
+
+    The hook refuses a file others may write; a file the agent's own user may write
+    it still reads (the hook cannot tell that user from the agent), so the doctor says
+    so: agents run as this user, and the file belongs to root (mode 0644).
+    """
+    from webhooks.commands.hook import ORG_POLICY_ENV, OrgPolicyError, read_org_policy
+
+    try:
+        found = read_org_policy(env)
+    except OrgPolicyError as error:
+        return f"organisation policy: refused, every action is denied where it applies: {error}"
+    if found is None:
+        return (
+            f"organisation policy: {ORG_POLICY_ENV} is not set; a repository whose policy "
+            "says 'extend: org' has every agent action denied"
+        )
+    if os.access(found.path, os.W_OK):
+        return (
+            f"organisation policy: {found.path} — WARNING: this user can write it, and so can "
+            "an agent running as this user; install it owned by root, mode 0644"
+        )
+    return f"organisation policy: {found.path} (sha256:{found.sha[:12]}), read-only here"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
