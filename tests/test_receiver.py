@@ -248,3 +248,16 @@ async def test_an_unexpected_error_is_a_500_never_an_ack(
         )
         assert response.status_code == 500
     assert _count(servers.service, "pull_request", "accepted") == 0
+
+
+def test_a_declared_length_of_any_size_is_judged_without_error() -> None:
+    from webhooks.app import MAX_BODY, _too_large
+
+    # int() of more than 4,300 digits raises ValueError: a 500, not a 413.
+    assert _too_large("9" * 5_000)
+    assert _too_large("0" * 5_000 + str(MAX_BODY + 1))
+    assert not _too_large("0" * 5_000 + str(MAX_BODY))
+    assert _too_large(str(MAX_BODY + 1))
+    assert not _too_large(str(MAX_BODY))
+    for odd in ("", "-1", "1e9", "\u0663", " 12", None):
+        assert not _too_large(odd)

@@ -77,7 +77,12 @@ _DUPLICATE = _answer(200, "duplicate delivery: already accepted")
 
 
 def _too_large(declared: str | None) -> bool:
-    return bool(declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY)
+    # A length of more digits than any body could have is too large, not an int()
+    # of thousands of digits (which Python refuses with ValueError).
+    if not (declared and declared.isascii() and declared.isdigit()):
+        return False
+    digits = declared.lstrip("0")
+    return len(digits) > len(str(MAX_BODY)) or int(digits or "0") > MAX_BODY
 
 
 async def _read_body(request: Request) -> bytes:
