@@ -9,7 +9,6 @@ when the App may write issues, a review issue.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,8 +16,6 @@ import pytest
 from gate.statement import verify_record
 from tests.fakegithub import deliveries
 from tests.fakegithub.models import PRCommit, PRFile
-from tests.fakegithub.server import FakeGitHub
-from tests.harness import RunningService, running, settings_env
 from tests.world import World, patch, sha
 
 AGENT = "devin-ai-integration[bot]"
@@ -28,15 +25,6 @@ break_glass:
   teams: ["@{org}/oncall"]
   issue: true
 """
-
-
-@pytest.fixture(scope="module")
-def service(
-    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
-    with running(env) as svc:
-        yield svc
 
 
 def comment(world: World, number: int, body: str, *, user: str, user_type: str = "User") -> int:

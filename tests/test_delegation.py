@@ -9,28 +9,16 @@ human's approval never satisfies the pull request. Each test fails without it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gate.statement import verify_record
 from tests.fakegithub.models import PRCommit, PRFile
-from tests.fakegithub.server import FakeGitHub
-from tests.harness import RunningService, running, settings_env
 from tests.world import World, patch, sha
 from webhooks.main import main
 
 AGENT = "devin-ai-integration[bot]"
-
-
-@pytest.fixture(scope="module")
-def service(
-    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
-    with running(env) as svc:
-        yield svc
 
 
 def predicate(world: World, run: Any) -> dict[str, Any]:

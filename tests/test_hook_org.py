@@ -23,13 +23,13 @@ import pytest
 
 import gate.cli
 from gate.agents.protocols import AGENTS
-from gate.cli import main as gate_main
 from gate.decide import Config, parse_policy
 from gate.defaults import load_policy
 from gate.localrepo import LocalFacts
 from tests.agent_events import builders, native, reason
-from tests.test_agent_hooks import git, make_repo
+from tests.test_agent_hooks import make_repo
 from tests.test_hook_daemon import _client, _env, _running
+from tests.test_hook_parity import gate_check
 from webhooks.commands.hook import evaluate
 from webhooks.commands.hook_client import ask, environment
 
@@ -118,21 +118,7 @@ def merge_gate(
             )
 
     monkeypatch.setattr(gate.cli, "LocalFacts", OrgFacts)
-    branch = f"agent/{abs(hash(path))}"
-    git(repo, "checkout", "-q", "-B", branch, "main")
-    (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(content)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "change")
-    git(repo, "checkout", "-q", "main")
-    capsys.readouterr()
-    gate_main(
-        [
-            *("check", "--repo", str(repo), "--base", "main", "--head", branch),
-            *("--author", "coder[bot]", "--format", "json"),
-        ]
-    )
-    return dict(json.loads(capsys.readouterr().out))
+    return gate_check(repo, path, content, capsys)
 
 
 def the_file(decision: dict[str, Any], path: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,16 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def merge_gate(repo: Path, path: str, content: str, capsys: pytest.CaptureFixture[str]) -> dict:
+    """The merge gate's verdict on the one changed file."""
+    decision = gate_check(repo, path, content, capsys)
+    (found,) = [f for f in decision["files"] if f["path"] == path]
+    return dict(found)
+
+
+def gate_check(
+    repo: Path, path: str, content: str, capsys: pytest.CaptureFixture[str]
+) -> dict[str, Any]:
+    """``gate check`` of a branch of ``repo`` committing ``content`` to ``path``, as JSON."""
     branch = f"agent/{abs(hash(path))}"
     git(repo, "checkout", "-q", "-B", branch, "main")
     (repo / path).parent.mkdir(parents=True, exist_ok=True)
@@ -76,9 +87,7 @@ def merge_gate(repo: Path, path: str, content: str, capsys: pytest.CaptureFixtur
             "json",
         ]
     )
-    decision = json.loads(capsys.readouterr().out)
-    (found,) = [f for f in decision["files"] if f["path"] == path]
-    return dict(found)
+    return dict(json.loads(capsys.readouterr().out))
 
 
 @pytest.mark.parametrize(("path", "content"), ROWS, ids=[r[0] for r in ROWS])

@@ -15,26 +15,14 @@ import json
 import random
 import string
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.fakegithub.models import PRFile
-from tests.fakegithub.server import FakeGitHub
-from tests.harness import RunningService, running, settings_env
 from tests.world import World, patch, sha
 from webhooks.main import main
 
 AGENT = "devin-ai-integration[bot]"
-
-
-@pytest.fixture(scope="module")
-def service(
-    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
-    with running(env) as svc:
-        yield svc
 
 
 def gate(capsys: pytest.CaptureFixture[str], data_dir: str, *args: str) -> tuple[int, str, str]:

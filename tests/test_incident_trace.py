@@ -13,7 +13,6 @@ import random
 import sqlite3
 import string
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,6 @@ from tests.world import World, patch, sha
 from webhooks.main import main
 
 AGENT = "devin-ai-integration[bot]"
-
-
-@pytest.fixture(scope="module")
-def service(
-    fake_github_server: FakeGitHub, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
-    env = settings_env(fake_github_server, tmp_path_factory.mktemp("data"))
-    with running(env) as svc:
-        yield svc
 
 
 def secret_key(seed: int) -> str:
