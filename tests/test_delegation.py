@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gate.statement import verify_record
+from tests.fakegithub import deliveries
 from tests.fakegithub.models import PRCommit, PRFile
 from tests.world import World, patch, sha
 from webhooks.main import main
@@ -117,3 +118,37 @@ def test_a_requested_by_trailer_in_a_commit_message_counts_too(world: World) -> 
     run = approve(world, 63, sha(6301), "sec1")
     assert run.conclusion == "action_required"
     assert [d["login"] for d in predicate(world, run)["delegation"]] == ["sec1"]
+
+
+def _pull_event(world: World, action: str, number: int, head: str, **fields: Any) -> None:
+    # GitHub's examples hold no "edited" delivery: "opened", with the action set.
+    payload = deliveries.build(
+        "pull_request",
+        "opened",
+        repo=world.repo,
+        installation_id=world.installation,
+        number=number,
+        head_sha=head,
+    )
+    payload.update(fields, action=action)
+    assert world.svc.deliver("pull_request", action, payload=payload).status_code == 202
+
+
+def test_naming_the_approver_as_requester_afterwards_turns_the_check_red(world: World) -> None:
+    world.fake.set_team(world.org, "security", ["sec1", "sec2"])
+    world.open(63, [PRFile("app/auth/z.py", patch=patch())], head=sha(6301), body="Fix.")
+    assert approve(world, 63, sha(6301), "sec1").conclusion == "success"
+    with world.fake.lock:
+        world.fake.pulls[(world.repo.lower(), 63)].body = "Fix.\n\nRequested-by: @sec1\n"
+    _pull_event(world, "edited", 63, sha(6301), changes={"body": {"from": "Fix."}})
+    assert world.run(sha(6301), "action_required").conclusion == "action_required"
+
+
+def test_assigning_the_approver_afterwards_turns_the_check_red(world: World) -> None:
+    world.fake.set_team(world.org, "security", ["sec1", "sec2"])
+    world.open(64, [PRFile("app/auth/w.py", patch=patch())], head=sha(6401))
+    assert approve(world, 64, sha(6401), "sec1").conclusion == "success"
+    with world.fake.lock:
+        world.fake.pulls[(world.repo.lower(), 64)].assignees = ["sec1"]
+    _pull_event(world, "assigned", 64, sha(6401), assignee={"login": "sec1", "type": "User"})
+    assert world.run(sha(6401), "action_required").conclusion == "action_required"

@@ -39,10 +39,24 @@ def _send(svc: RunningService, event: str, action: str, **fields: Any) -> tuple[
 
 
 def test_a_title_edit_is_not_queued(receiver: RunningService) -> None:
-    changes = {"title": {"from": "old title"}, "body": {"from": "old body"}}
+    changes = {"title": {"from": "old title"}}
     status, message, queued = _send(receiver, "pull_request", "edited", changes=changes)
     assert (status, queued) == (202, 0)
-    assert message == "ignored: a title or description edit changes no decision"
+    assert message == "ignored: a title edit changes no decision"
+
+
+def test_a_new_description_is_evaluated(receiver: RunningService) -> None:
+    # Its Requested-by trailers name the delegating human, whose approval stops counting.
+    changes = {"title": {"from": "old title"}, "body": {"from": "old body"}}
+    status, message, queued = _send(receiver, "pull_request", "edited", changes=changes)
+    assert (status, message, queued) == (202, "accepted", 1)
+
+
+@pytest.mark.parametrize("action", ["assigned", "unassigned"])
+def test_an_assignment_is_evaluated(receiver: RunningService, action: str) -> None:
+    # An assignee who handed the work over is a delegate: their approval stops counting.
+    status, message, queued = _send(receiver, "pull_request", action)
+    assert (status, message, queued) == (202, "accepted", 1)
 
 
 def test_a_new_base_is_evaluated(receiver: RunningService) -> None:

@@ -30,6 +30,9 @@ HANDLED: Mapping[str, frozenset[str] | None] = {
             "edited",
             "labeled",
             "unlabeled",
+            # assignees are delegating humans (gate.delegation): they change who approves
+            "assigned",
+            "unassigned",
             "closed",
         }
     ),
@@ -241,8 +244,9 @@ def unchanged_decision(event: str, action: str | None, payload: Mapping[str, Any
     Such a delivery costs nothing: no job, no GitHub call. Only what no input of
     the decision can see qualifies:
 
-    - ``pull_request`` ``edited`` without ``changes.base``: a new title or
-      description (a new base changes the policy and is evaluated);
+    - ``pull_request`` ``edited`` that changed neither the base (whose policy
+      applies) nor the description (whose ``Requested-by`` trailers name delegating
+      humans, :mod:`gate.delegation`): a new title;
     - ``pull_request_review`` ``edited``: only a review's text can be edited, never
       its state;
     - a ``pull_request_review`` ``submitted`` whose state is ``commented``: only
@@ -251,8 +255,9 @@ def unchanged_decision(event: str, action: str | None, payload: Mapping[str, Any
     """
     if event == "pull_request" and action == "edited":
         changes = payload.get("changes")
-        if not (isinstance(changes, Mapping) and changes.get("base") is not None):
-            return "a title or description edit"
+        changed = changes if isinstance(changes, Mapping) else {}
+        if changed.get("base") is None and changed.get("body") is None:
+            return "a title edit"
     if event == "pull_request_review" and action == "edited":
         return "a review's text edited"
     commented = _optional(payload, "review", "state").lower() == "commented"

@@ -77,8 +77,10 @@ class _Comment(msgspec.Struct, omit_defaults=True, frozen=True):
 
 
 class _Changes(msgspec.Struct, omit_defaults=True, frozen=True):
-    #: Present when an ``edited`` pull request moved to another base.
+    #: Present when an ``edited`` pull request moved to another base, or got a new
+    #: description.
     base: Any = None
+    body: Any = None
 
 
 class _Review(msgspec.Struct, omit_defaults=True, frozen=True):
